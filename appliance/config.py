@@ -1,0 +1,104 @@
+"""The appliance's configuration: a TOML file whose every key has a default.
+
+Unknown sections or keys and values of the wrong type are refused with the key's name, so a typo
+never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from appliance.errors import ConfigError
+
+DEFAULT_DATA_DIR = Path("/var/lib/voxgate")
+SIM_DATA_DIR = Path("data")
+
+
+@dataclass
+class ApplianceSection:
+    name: str = "voxgate"
+    data_dir: str = ""
+
+
+@dataclass
+class HttpSection:
+    listen: str = "0.0.0.0:8080"
+    # Base of the URLs handed to scenarios (session access URL, log URL). Empty: taken from the
+    # request that started the session, else from this box's own address.
+    public_url: str = ""
+
+
+@dataclass
+class EngineSection:
+    workers: int = field(default_factory=lambda: max(1, min(4, os.cpu_count() or 1)))
+
+
+@dataclass
+class LogSection:
+    level: str = "info"
+
+
+@dataclass
+class Config:
+    appliance: ApplianceSection = field(default_factory=ApplianceSection)
+    http: HttpSection = field(default_factory=HttpSection)
+    engine: EngineSection = field(default_factory=EngineSection)
+    log: LogSection = field(default_factory=LogSection)
+
+    def data_dir(self, sim: bool) -> Path:
+        if self.appliance.data_dir:
+            return Path(self.appliance.data_dir)
+        return SIM_DATA_DIR if sim else DEFAULT_DATA_DIR
+
+
+def parse_address(text: str, what: str) -> tuple[str, int]:
+    """'HOST:PORT' or '[V6]:PORT' into (host, port)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"{what}: expected ADDRESS:PORT, got {text!r}")
+    host = host.strip("[]") or "0.0.0.0"
+    return host, int(port)
+
+
+def _fill(section: Any, values: dict[str, Any], where: str) -> None:
+    fields = {f.name: f for f in dataclasses.fields(section)}
+    for key, value in values.items():
+        if key not in fields:
+            raise ConfigError(f"{where}: unknown key {key!r} (known: {', '.join(sorted(fields))})")
+        expected = type(getattr(section, key))
+        if type(value) is not expected:
+            raise ConfigError(f"{where}.{key}: expected {expected.__name__}, got {type(value).__name__}")
+        setattr(section, key, value)
+
+
+def load_config(path: Path | None) -> Config:
+    """Read a TOML file over the defaults; no file means all defaults."""
+    config = Config()
+    if path is None:
+        return config
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    sections = {f.name for f in dataclasses.fields(config)}
+    for name, values in data.items():
+        if name not in sections:
+            raise ConfigError(f"{path}: unknown section [{name}] (known: {', '.join(sorted(sections))})")
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: {name} must be a [section]")
+        _fill(getattr(config, name), values, f"{path}: [{name}]")
+    if config.engine.workers < 1:
+        raise ConfigError(f"{path}: [engine].workers must be at least 1")
+    if config.log.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError(f"{path}: [log].level must be debug, info, warning or error")
+    parse_address(config.http.listen, f"{path}: [http].listen")
+    return config
