@@ -117,8 +117,15 @@ class VirtualClock(Clock):
             self._holds = 0
             self._idle.set()
 
-    def pending_timers(self) -> int:
-        return sum(1 for _, _, t in self._heap if not t.cancelled)
+    def jump_to(self, when: float) -> None:
+        """Move time forward without firing timers (a deadline was reached)."""
+        self._now = max(self._now, when)
+
+    def next_time(self) -> float | None:
+        """When the next live timer fires, or None."""
+        while self._heap and self._heap[0][2].cancelled:
+            heapq.heappop(self._heap)
+        return self._heap[0][0] if self._heap else None
 
     async def settle(self) -> None:
         """Wait until no work is held and the loop has run what was scheduled meanwhile."""

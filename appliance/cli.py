@@ -1,0 +1,101 @@
+"""The `appliance` command: run the daemon, run scenarios offline, manage API keys."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import uvloop
+
+from appliance.config import Config, load_config
+from appliance.errors import ApplianceError
+
+NOT_YET = "is accepted but not supported yet: call legs arrive with the call-control version of the appliance"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="appliance", description="VoxGate telephony gateway")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the appliance daemon")
+    run.add_argument("--sim", action="store_true", help="simulation mode: virtual lines, ./data by default")
+    run.add_argument("--data-dir", type=Path, help="data directory (default /var/lib/voxgate, ./data with --sim)")
+    run.add_argument("--config", type=Path, help="TOML configuration file")
+    run.add_argument("--voxfiles", type=Path, help="load applications, rules and scenarios from a voxengine-ci folder")
+    run.add_argument("--http", metavar="ADDR:PORT", help="HTTP listen address (default 0.0.0.0:8080)")
+
+    exe = sub.add_parser("exec", help="run scenarios in one throwaway session (offline test harness)")
+    exe.add_argument("scripts", nargs="+", type=Path, metavar="SCENARIO.js")
+    exe.add_argument("--custom-data", default="", metavar="TEXT", help="VoxEngine.customData() of the session")
+    exe.add_argument("--call", metavar="DEST[:CALLERID]", help="start the session with an incoming call")
+    exe.add_argument("--dtmf", metavar="DIGITS", help="digits the caller presses once connected")
+    exe.add_argument("--peer", action="append", default=[], metavar="NUMBER=BEHAVIOUR",
+                     help="how a dialled number behaves: answer, busy, noanswer, reject:CODE, answer-after:SECONDS")
+    exe.add_argument("--real-time", action="store_true", help="run on the real clock instead of a virtual one")
+    exe.add_argument("--timeout", type=float, default=3600.0, metavar="SECONDS",
+                     help="end the session (as a system error) after this much session time (default 3600)")
+
+    keys = sub.add_parser("apikey", help="manage management-API keys")
+    keys_sub = keys.add_subparsers(dest="apikey_command", required=True)
+    create = keys_sub.add_parser("create", help="create a key and print it (alone on the last line)")
+    create.add_argument("--data-dir", type=Path, required=True)
+    create.add_argument("--description", default="")
+    return parser
+
+
+def _exec(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from appliance import harness
+
+    for flag, value in (("--call", args.call), ("--dtmf", args.dtmf), ("--peer", args.peer)):
+        if value:
+            print(f"appliance exec: {flag} {NOT_YET}", file=sys.stderr)
+            return harness.EXIT_USAGE
+    if args.timeout <= 0:
+        parser.error("--timeout must be positive")
+    options = harness.HarnessOptions(
+        scripts=tuple(args.scripts), custom_data=args.custom_data, real_time=args.real_time, timeout=args.timeout
+    )
+    logging.basicConfig(level=logging.ERROR, format="appliance exec: %(message)s")
+    return uvloop.run(harness.run(options))
+
+
+def _apikey_create(args: argparse.Namespace) -> int:
+    from appliance.store.apikeys import ApiKeys
+    from appliance.store.db import Database
+
+    db = Database(args.data_dir / "voxgate.db")
+    try:
+        key = ApiKeys(db).create(args.description)
+    finally:
+        db.close()
+    print(f"Created an API key in {args.data_dir}. It is shown only once; keep it safe:")
+    print(key)
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from appliance import daemon
+
+    config: Config = load_config(args.config)
+    if args.http:
+        config.http.listen = args.http
+    data_dir = args.data_dir or config.data_dir(args.sim)
+    return uvloop.run(daemon.run(config, data_dir=data_dir, sim=args.sim, voxfiles=args.voxfiles))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "exec":
+            return _exec(args, parser)
+        if args.command == "apikey":
+            return _apikey_create(args)
+        return _run(args)
+    except ApplianceError as exc:
+        print(f"appliance {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,113 @@
+"""Routing: which rule (and so which scenarios) runs for a destination or a StartScenarios call.
+
+Rules are tried in order, applications in the order they were created and rules by position; a
+rule's pattern must match the whole destination and its exclude pattern must not (reference 4.10).
+A line bound to an application only tries that application's rules.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+
+from appliance.engine.session import ScriptSource, SessionSpec
+from appliance.errors import ApplianceError
+from appliance.store.catalog import Application, Catalog, Rule
+from appliance.store.secrets import SecretStore
+
+log = logging.getLogger(__name__)
+
+
+class RoutingError(ApplianceError, LookupError):
+    """No rule for the request: unknown rule, application, or no match."""
+
+
+def compile_pattern(pattern: str) -> re.Pattern[str]:
+    """A rule pattern as a regex; ValueError if it is not one.
+
+    Voximplant's own docs write the E.164 pattern as '+?[1-9]\\d{1,14}', a leading '+' that no regex
+    engine accepts: such a leading '+' is read as a literal plus.
+    """
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        if pattern.startswith("+"):
+            try:
+                return re.compile("\\" + pattern)
+            except re.error:
+                pass
+        raise ValueError(f"invalid rule pattern {pattern!r}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class Route:
+    application: Application
+    rule: Rule
+    scripts: tuple[ScriptSource, ...]
+
+    def spec(self, custom_data: str, secrets: dict[str, str], initiator: str) -> SessionSpec:
+        return SessionSpec(
+            scripts=self.scripts,
+            application_id=self.application.id,
+            application_name=self.application.name,
+            rule_id=self.rule.id,
+            rule_name=self.rule.name,
+            custom_data=custom_data,
+            secrets=secrets,
+            initiator=initiator,
+        )
+
+
+class RoutingTable:
+    """An immutable snapshot of applications, rules and scenarios, rebuilt when they change."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.applications = {a.id: a for a in catalog.applications()}
+        scenarios = {s.id: s for s in catalog.scenarios()}
+        self.routes: list[tuple[re.Pattern[str], re.Pattern[str] | None, Route]] = []
+        for rule in catalog.rules():
+            scripts = tuple(ScriptSource(scenarios[i].name, scenarios[i].script) for i in rule.scenario_ids)
+            route = Route(self.applications[rule.application_id], rule, scripts)
+            try:
+                pattern = compile_pattern(rule.pattern)
+                exclude = compile_pattern(rule.pattern_exclude) if rule.pattern_exclude else None
+            except ValueError as exc:
+                log.error("rule %s of %s is skipped: %s", rule.name, route.application.name, exc)
+                continue
+            self.routes.append((pattern, exclude, route))
+
+    def match(self, destination: str, application_id: int | None = None) -> Route | None:
+        for pattern, exclude, route in self.routes:
+            if application_id is not None and route.application.id != application_id:
+                continue
+            if pattern.fullmatch(destination) and not (exclude and exclude.fullmatch(destination)):
+                return route
+        return None
+
+    def rule(
+        self,
+        *,
+        rule_id: int | None = None,
+        rule_name: str | None = None,
+        application_id: int | None = None,
+        application_name: str | None = None,
+    ) -> Route:
+        """The route of one rule, by id, or by name within an application (StartScenarios)."""
+        found = [
+            route
+            for _, _, route in self.routes
+            if (rule_id is None or route.rule.id == rule_id)
+            and (rule_name is None or route.rule.name == rule_name)
+            and (application_id is None or route.application.id == application_id)
+            and (application_name is None or route.application.name == application_name)
+        ]
+        if not found:
+            raise RoutingError("no such rule")
+        if len(found) > 1:
+            raise RoutingError("the rule name is used by several applications: give application_name")
+        return found[0]
+
+
+def secrets_of(store: SecretStore, route: Route) -> dict[str, str]:
+    return store.values(route.application.id)
