@@ -82,7 +82,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.http:
         config.http.listen = args.http
     data_dir = args.data_dir or config.data_dir(args.sim)
-    return uvloop.run(daemon.run(config, data_dir=data_dir, sim=args.sim, voxfiles=args.voxfiles))
+    return uvloop.run(daemon.run(config, data_dir=data_dir, sim=args.sim, voxfiles_dir=args.voxfiles))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -109,5 +109,23 @@ class RoutingTable:
         return found[0]
 
 
-def secrets_of(store: SecretStore, route: Route) -> dict[str, str]:
-    return store.values(route.application.id)
+class Router:
+    """The live routing table over the store; `reload()` it after the catalog changed."""
+
+    def __init__(self, catalog: Catalog, secrets: SecretStore) -> None:
+        self._catalog = catalog
+        self._secrets = secrets
+        self.table = RoutingTable(catalog)
+
+    async def reload(self) -> None:
+        self.table = await self._catalog.db.call(RoutingTable, self._catalog)
+
+    async def secrets(self, route: Route) -> dict[str, str]:
+        return await self._catalog.db.call(self._secrets.values, route.application.id)
+
+    def route_leg(self, destination: str, application_id: int | None = None) -> Route | None:
+        """The rule an incoming leg runs, or None: the line then refuses the leg (SIP 404)."""
+        route = self.table.match(destination, application_id)
+        if route is None:
+            log.warning("no rule matches destination %r: the leg is refused", destination)
+        return route

@@ -52,7 +52,7 @@ class Rule:
 class Catalog:
     def __init__(self, db: Database, check_script: ScriptChecker) -> None:
         self.db = db
-        self._check_script = check_script
+        self.check_script = check_script
 
     # Applications
 
@@ -84,7 +84,7 @@ class Catalog:
         """Create or replace a scenario after the checker accepted its script."""
         if not SCENARIO_NAME.match(name):
             raise StoreError(f"invalid scenario name {name!r}: letters, digits, '_', '-', '.' only")
-        self._check_script(filename or name, script)
+        self.check_script(filename or name, script)
         now = time.time()
         self.db.execute(
             "INSERT INTO scenarios (name, script, created, modified) VALUES (?, ?, ?, ?) "

@@ -1,0 +1,108 @@
+"""`appliance run`: the daemon. Opens the store, loads voxfiles, starts the engine and the HTTP server,
+tells systemd it is ready, and shuts everything down in order on SIGTERM or SIGINT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import signal
+import socket
+from pathlib import Path
+
+from aiohttp import web
+
+from appliance import voxfiles
+from appliance.clock import RealClock
+from appliance.config import Config, parse_address
+from appliance.engine.engine import Engine, check_script
+from appliance.errors import ApplianceError
+from appliance.logs import setup_logging
+from appliance.router import Router
+from appliance.store.apikeys import ApiKeys
+from appliance.store.catalog import Catalog
+from appliance.store.db import Database
+from appliance.store.kv import KeyValueStore
+from appliance.store.secrets import SecretStore
+from appliance.supervisor.notify import Watchdog, notify
+from appliance.tasks import TaskSet
+from appliance.web.server import make_app
+
+log = logging.getLogger(__name__)
+
+DB_FILE = "voxgate.db"
+KV_PURGE_SECONDS = 3600.0
+
+
+def _advertised_base(config: Config, host: str, port: int) -> str:
+    if config.http.public_url:
+        return config.http.public_url.rstrip("/")
+    if host in ("0.0.0.0", "::"):
+        host = socket.gethostname()
+    return f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
+
+
+async def _purge_kv(db: Database, clock: RealClock) -> None:
+    kv = KeyValueStore(db)
+    while True:
+        removed = await db.call(kv.purge_expired, clock.time())
+        if removed:
+            log.info("key-value storage: %d expired keys removed", removed)
+        await asyncio.sleep(KV_PURGE_SECONDS)
+
+
+async def run(config: Config, *, data_dir: Path, sim: bool, voxfiles_dir: Path | None = None) -> int:
+    setup_logging(config.log.level)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ApplianceError(f"cannot create the data directory {data_dir}: {exc}") from None
+    db = Database(data_dir / DB_FILE, account_name=config.appliance.name)
+    tasks = TaskSet("daemon")
+    watchdog = Watchdog()
+    runner: web.AppRunner | None = None
+    engine: Engine | None = None
+    try:
+        catalog = Catalog(db, check_script)
+        if voxfiles_dir is not None:
+            files = voxfiles.load(voxfiles_dir, catalog)
+            rules = sum(len(a.rules) for a in files.applications)
+            log.info("voxfiles %s: %d applications, %d rules, %d scenarios loaded",
+                     voxfiles_dir, len(files.applications), rules, len(files.scenarios))
+        loop = asyncio.get_running_loop()
+        clock = RealClock(loop)
+        host, port = parse_address(config.http.listen, "--http")
+        engine = Engine(
+            db, clock, workers=config.engine.workers, base_url=_advertised_base(config, host, port),
+            log_dir=data_dir / "logs" / "sessions",
+        )
+        router = Router(catalog, SecretStore(db))
+        runner = web.AppRunner(make_app(engine, router, ApiKeys(db)), access_log=None)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, host, port).start()
+        except OSError as exc:
+            raise ApplianceError(f"cannot listen for HTTP on {config.http.listen}: {exc.strerror or exc}") from None
+        tasks.spawn(_purge_kv(db, clock))
+
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        gc.freeze()  # start-up objects never need collecting: keeps later GC passes short
+        mode = "simulation mode" if sim else "hardware mode"
+        notify(f"READY=1\nSTATUS=running ({mode}), HTTP on {config.http.listen}")
+        watchdog.start()
+        log.info("VoxGate ready (%s): HTTP on %s, data in %s", mode, config.http.listen, data_dir)
+        await stop.wait()
+        log.info("stopping")
+        notify("STOPPING=1")
+        return 0
+    finally:
+        await watchdog.close()
+        await tasks.close()
+        if engine is not None:
+            await engine.stop()
+        if runner is not None:
+            await runner.cleanup()
+        db.close()

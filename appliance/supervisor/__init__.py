@@ -1,0 +1,1 @@
+"""Supervision: systemd readiness and watchdog, health figures."""
