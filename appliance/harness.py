@@ -40,7 +40,8 @@ def _print_line(text: str, system: bool) -> None:
     stream.flush()
 
 
-async def _drive_virtual(clock: VirtualClock, session: Session, deadline: float) -> None:
+async def drive_virtual(clock: VirtualClock, session: Session, deadline: float) -> None:
+    """Run the virtual clock until the session ends; past `deadline` the session is terminated."""
     while not session.ended.done():
         await clock.settle()
         if session.ended.done():
@@ -92,7 +93,7 @@ async def run(options: HarnessOptions) -> int:
         session = engine.start_session(spec, sink=_print_line)
         deadline = clock.time() + options.timeout
         if isinstance(clock, VirtualClock):
-            await _drive_virtual(clock, session, deadline)
+            await drive_virtual(clock, session, deadline)
         else:
             try:
                 await asyncio.wait_for(asyncio.shield(session.ended), options.timeout)

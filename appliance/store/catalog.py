@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from appliance.store.db import Conflict, Database, NotFound, StoreError
 
-SCENARIO_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,99}$")
-APPLICATION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}$")
+SCENARIO_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,99}\Z")
+APPLICATION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}\Z")
 RULE_NAME_MAX = 100
 
 ScriptChecker = Callable[[str, str], None]

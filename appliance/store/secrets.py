@@ -7,7 +7,7 @@ import time
 
 from appliance.store.db import Database, StoreError
 
-SECRET_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+SECRET_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}\Z")
 SECRET_VALUE_MAX_CHARS = 8192
 
 

@@ -127,7 +127,7 @@
 
   function dispatch(json) {
     const event = JSON.parse(json);
-    clockBase = event.now;
+    clockBase = Math.round(event.now);
     realBase = RealDate.now();
     const handler = vox.handlers[event.type];
     if (handler === undefined) throw new Error(`engine: no handler for event type ${event.type}`);
