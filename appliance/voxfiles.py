@@ -23,7 +23,7 @@ import yaml
 
 from appliance.errors import ApplianceError
 from appliance.router import compile_pattern
-from appliance.store.catalog import SCENARIO_NAME, Catalog
+from appliance.store.catalog import APPLICATION_NAME, RULE_NAME_MAX, SCENARIO_NAME, Catalog
 
 RULE_FILES = ("rules.config.json", "rules.config.yml", "rules.config.yaml", "rules.config.toml")
 JS_SUFFIX = ".voxengine.js"
@@ -91,6 +91,14 @@ def _scenario_files(folder: Path) -> dict[str, Path]:
 
 def read(root: Path) -> Voxfiles:
     """Read and check the whole folder; VoxfilesError lists every problem found."""
+    files, problems = _read(root)
+    if problems:
+        raise VoxfilesError(root, problems)
+    return files
+
+
+def _read(root: Path) -> tuple[Voxfiles, list[str]]:
+    """The folder as far as it could be read, and the problems found on the way."""
     problems: list[str] = []
     if not (root / "applications").is_dir():
         raise VoxfilesError(root, [f"{_rel(root, root / 'applications')}: missing (not a voxfiles folder?)"])
@@ -113,6 +121,12 @@ def read(root: Path) -> Voxfiles:
             continue
         except (KeyError, TypeError):
             problems.append(f"{_rel(root, config_path)}: needs a string \"applicationName\"")
+            continue
+        if not APPLICATION_NAME.match(name):
+            problems.append(f"{_rel(root, config_path)}: invalid application name {name!r}")
+            continue
+        if name in app_scenarios:
+            problems.append(f"{_rel(root, config_path)}: application {name!r} defined twice")
             continue
         app = ApplicationSpec(name)
         applications.append(app)
@@ -145,6 +159,8 @@ def read(root: Path) -> Voxfiles:
                 continue
             rule_name = rule["ruleName"]
             label = f"{where}: rule {rule_name!r}"
+            if len(rule_name) > RULE_NAME_MAX:
+                problems.append(f"{label}: rule names are limited to {RULE_NAME_MAX} characters")
             if rule_name in seen:
                 problems.append(f"{label}: defined twice")
             seen.add(rule_name)
@@ -181,15 +197,12 @@ def read(root: Path) -> Voxfiles:
             problems.append(f"{_rel(root, path)}: missing (compile the TypeScript scenario with tsc first)")
         except (OSError, UnicodeDecodeError) as exc:
             problems.append(f"{_rel(root, path)}: cannot read: {exc}")
-    if problems:
-        raise VoxfilesError(root, problems)
-    return Voxfiles(applications, scenarios)
+    return Voxfiles(applications, scenarios), problems
 
 
 def load(root: Path, catalog: Catalog) -> Voxfiles:
     """Read the folder, check every scenario, then write it all to the store in one transaction."""
-    files = read(root)
-    problems = []
+    files, problems = _read(root)
     for name, (where, script) in files.scenarios.items():
         try:
             catalog.check_script(where, script)

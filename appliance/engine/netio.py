@@ -74,10 +74,12 @@ class HttpClient:
                 timeout=timeout,
                 max_redirects=limits.HTTP_MAX_REDIRECTS,
             ) as response:
-                raw = await response.content.read(limits.HTTP_MAX_RESPONSE_BYTES + 1)
-                if len(raw) > limits.HTTP_MAX_RESPONSE_BYTES:
-                    return _failure(-9, f"the response is larger than {limits.HTTP_MAX_RESPONSE_BYTES} bytes")
-                return self._result(response, raw, cmd["rawOutput"])
+                raw = bytearray()
+                async for chunk in response.content.iter_chunked(65536):
+                    raw += chunk
+                    if len(raw) > limits.HTTP_MAX_RESPONSE_BYTES:
+                        return _failure(-9, f"the response is larger than {limits.HTTP_MAX_RESPONSE_BYTES} bytes")
+                return self._result(response, bytes(raw), cmd["rawOutput"])
         except aiohttp.InvalidURL:
             return _failure(-2, f"malformed URL: {cmd['url']!r}")
         except aiohttp.TooManyRedirects:
