@@ -54,9 +54,11 @@ class Clock(ABC):
     def call_later(self, delay: float, callback: Callable[[], None]) -> Timer:
         """Run `callback` on the event loop after `delay` seconds of this clock."""
 
+    @abstractmethod
     def hold(self) -> None:
         """Work is in progress: a virtual clock must not jump ahead."""
 
+    @abstractmethod
     def release(self) -> None:
         """The work announced by `hold()` is done."""
 
@@ -70,6 +72,12 @@ class RealClock(Clock):
 
     def monotonic(self) -> float:
         return self._loop.time()
+
+    def hold(self) -> None:
+        pass  # real time passes anyway
+
+    def release(self) -> None:
+        pass
 
     def call_later(self, delay: float, callback: Callable[[], None]) -> Timer:
         timer = Timer(self._loop.time() + max(0.0, delay), callback)

@@ -55,7 +55,7 @@ async def _purge_kv(db: Database, clock: RealClock) -> None:
 async def run(config: Config, *, data_dir: Path, sim: bool, voxfiles_dir: Path | None = None) -> int:
     setup_logging(config.log.level)
     try:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        data_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 (start-up, before serving anything)
     except OSError as exc:
         raise ApplianceError(f"cannot create the data directory {data_dir}: {exc}") from None
     db = Database(data_dir / DB_FILE, account_name=config.appliance.name)

@@ -17,7 +17,7 @@ from pathlib import Path
 from appliance.clock import Clock, RealClock, VirtualClock
 from appliance.engine.engine import Engine, check_script
 from appliance.engine.errors import ScriptSyntaxError
-from appliance.engine.session import Session, ScriptSource, SessionSpec
+from appliance.engine.session import ScriptSource, Session, SessionSpec
 from appliance.store.catalog import Catalog
 from appliance.store.db import Database
 

@@ -165,7 +165,7 @@ def _read(root: Path) -> tuple[Voxfiles, list[str]]:
                 problems.append(f"{label}: defined twice")
             seen.add(rule_name)
             pattern = rule.get("rulePattern", ".*")
-            scenarios = rule.get("scenarios", [])
+            names = rule.get("scenarios", [])
             if not isinstance(pattern, str):
                 problems.append(f"{label}: \"rulePattern\" must be a string")
                 continue
@@ -173,13 +173,15 @@ def _read(root: Path) -> tuple[Voxfiles, list[str]]:
                 compile_pattern(pattern)
             except ValueError as exc:
                 problems.append(f"{label}: {exc}")
-            if not isinstance(scenarios, list) or not all(isinstance(s, str) for s in scenarios):
+            if not isinstance(names, list) or not all(isinstance(s, str) for s in names):
                 problems.append(f"{label}: \"scenarios\" must be a list of scenario names")
                 continue
-            for scenario in scenarios:
+            for scenario in names:
                 if scenario not in own and scenario not in scenario_files:
                     problems.append(f"{label}: scenario {scenario!r} not found in scenarios/src")
-            app.rules.append(RuleSpec(rule_name, pattern, scenarios))
+            if len(set(names)) != len(names):
+                problems.append(f"{label}: a scenario is listed twice")
+            app.rules.append(RuleSpec(rule_name, pattern, names))
 
     scenarios: dict[str, tuple[str, str]] = {}
     used = {s for app in applications for rule in app.rules for s in rule.scenarios}
@@ -203,7 +205,7 @@ def _read(root: Path) -> tuple[Voxfiles, list[str]]:
 def load(root: Path, catalog: Catalog) -> Voxfiles:
     """Read the folder, check every scenario, then write it all to the store in one transaction."""
     files, problems = _read(root)
-    for name, (where, script) in files.scenarios.items():
+    for where, script in files.scenarios.values():
         try:
             catalog.check_script(where, script)
         except ValueError as exc:

@@ -244,6 +244,9 @@ def test_put_rule_refusals(catalog: Catalog, app: Application) -> None:
     with pytest.raises(StoreError, match="invalid rule name"):
         catalog.put_rule(app.id, "x" * 101, ".*", ["a"])
     assert catalog.rules() == []
+    with pytest.raises(StoreError, match="twice"):
+        catalog.put_rule(app.id, "r", ".*", ["a", "a"])
+    assert catalog.rules() == []
     assert catalog.put_rule(app.id, "x" * 100, ".*", ["a"]).name == "x" * 100
     with pytest.raises(NotFound):
         catalog.rule(12345)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +11,8 @@ import pytest
 
 from appliance import voxfiles
 from appliance.engine.engine import check_script
-from appliance.store.catalog import Catalog
-from appliance.store.db import Database
+from appliance.store.catalog import Catalog, Rule
+from appliance.store.db import Database, StoreError
 from appliance.voxfiles import VoxfilesError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -315,15 +315,78 @@ def test_failed_load_leaves_store_unchanged(tmp_path: Path, catalog: Catalog) ->
     assert _snapshot(catalog) == before
 
 
-def test_failed_write_rolls_back(tmp_path: Path, catalog: Catalog) -> None:
+class _FailingCatalog(Catalog):
+    """A store that refuses one rule, as a disk or constraint failure in the middle of the write would."""
+
+    def put_rule(
+        self, application_id: int, name: str, pattern: str, scenario_names: Sequence[str],
+        pattern_exclude: str = "",
+    ) -> Rule:
+        if name == "refused":
+            raise StoreError("refused by the store")
+        return super().put_rule(application_id, name, pattern, scenario_names, pattern_exclude)
+
+
+def test_failed_write_rolls_back(tmp_path: Path) -> None:
     """A refusal by the store itself in the middle of the write leaves nothing half-written."""
-    _shared(tmp_path, "a", JS_A)
-    _app(tmp_path, "one", rules=[_rule("r1", "1", "a")])
-    _app(tmp_path, "two", name="has space", rules=[_rule("r2", "2", "a")])
-    with pytest.raises(ValueError, match="has space"):
+    db = Database(tmp_path / "store.db")
+    try:
+        catalog = _FailingCatalog(db, check_script)
+        _shared(tmp_path, "a", JS_A)
+        _shared(tmp_path, "b", JS_B)
+        _app(tmp_path, "one", rules=[_rule("r1", "1", "a")])
         voxfiles.load(tmp_path, catalog)
+        before = _snapshot(catalog)
+
+        _shared(tmp_path, "a", JS_C)
+        _app(tmp_path, "one", rules=[_rule("r0", "0", "b"), _rule("r1", "11", "a")])
+        _app(tmp_path, "two", rules=[_rule("ok", ".*", "a"), _rule("refused", ".*", "b")])
+        with pytest.raises(StoreError, match="refused by the store"):
+            voxfiles.load(tmp_path, catalog)
+        assert _snapshot(catalog) == before
+        with db.transaction():  # no transaction was left open
+            pass
+    finally:
+        db.close()
+    reopened = Database(tmp_path / "store.db")
+    try:
+        assert _snapshot(Catalog(reopened, check_script)) == before
+    finally:
+        reopened.close()
+
+
+@pytest.mark.parametrize(
+    ("configs", "expected"),
+    [
+        ({"a": "has space"}, "applications/a/application.config.json: invalid application name 'has space'"),
+        (
+            {"a": "same", "b": "same"},
+            "applications/b/application.config.json: application 'same' defined twice",
+        ),
+    ],
+)
+def test_bad_application_names_reported(
+    tmp_path: Path, catalog: Catalog, configs: dict[str, str], expected: str
+) -> None:
+    for folder, name in configs.items():
+        _app(tmp_path, folder, name=name)
+    with pytest.raises(VoxfilesError) as info:
+        voxfiles.load(tmp_path, catalog)
+    assert info.value.problems == [expected]
     assert catalog.applications() == []
-    assert catalog.scenarios() == []
+
+
+def test_rule_problems_for_long_name_and_repeated_scenario(tmp_path: Path, catalog: Catalog) -> None:
+    _shared(tmp_path, "a", JS_A)
+    long_name = "r" * 101
+    _app(tmp_path, "app", rules=[_rule(long_name, ".*", "a"), _rule("dup", ".*", "a", "a")])
+    with pytest.raises(VoxfilesError) as info:
+        voxfiles.load(tmp_path, catalog)
+    where = "applications/app/rules.config.json"
+    assert info.value.problems == [
+        f"{where}: rule {long_name!r}: rule names are limited to 100 characters",
+        f"{where}: rule 'dup': a scenario is listed twice",
+    ]
     assert catalog.rules() == []
 
 

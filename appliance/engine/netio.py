@@ -153,7 +153,8 @@ def _send_mail(cmd: dict[str, Any]) -> dict[str, Any]:
             return {"code": 250, "error": f"refused recipients: {', '.join(refused)}"}
         return {"code": 250}
     except smtplib.SMTPResponseException as exc:
-        return {"code": exc.smtp_code, "error": exc.smtp_error.decode("utf-8", "replace")}
+        error = exc.smtp_error
+        return {"code": exc.smtp_code, "error": error.decode("utf-8", "replace") if isinstance(error, bytes) else error}
     except smtplib.SMTPRecipientsRefused as exc:
         return {"code": 550, "error": f"all recipients refused: {', '.join(exc.recipients)}"}
     except (OSError, smtplib.SMTPException) as exc:

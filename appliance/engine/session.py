@@ -172,7 +172,7 @@ class Session:
             self._apply(cmd)
         if failure is not None:
             self._on_failure(failure)
-        if then is not None and self.phase is not Phase.ENDED:
+        if then is not None and not self.ended.done() and self.phase.value != Phase.ENDED.value:
             then()
 
     def _event(self, event: Command, then: Callable[[], None] | None = None) -> None:

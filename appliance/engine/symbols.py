@@ -67,14 +67,15 @@ def _load(name: str) -> dict[str, Any]:
 
 
 def _enum_values(path: str, members: dict[str, Any]) -> dict[str, Any]:
-    values = {}
+    values: dict[str, Any] = {}
     numeric = all(isinstance(v, str) and v.isdigit() for v in members.values())
-    for member, value in members.items():
-        if value is None:
-            value = member if path in NAMED_BY_MEMBER else f"{path}.{member}"
+    for member, declared in members.items():
+        if declared is None:
+            values[member] = member if path in NAMED_BY_MEMBER else f"{path}.{member}"
         elif numeric:
-            value = int(value)  # TypeScript numeric enums (DTMFType, WebSocketCloseCode)
-        values[member] = value
+            values[member] = int(declared)  # TypeScript numeric enums (DTMFType, WebSocketCloseCode)
+        else:
+            values[member] = declared
     return values
 
 
@@ -95,7 +96,7 @@ def _full_tree() -> dict[str, Any]:
         return here
 
     def feature_error(path: str) -> str:
-        feature = CLOUD_FEATURES.get(path.split(".")[0])
+        feature = CLOUD_FEATURES.get(path.split(".", maxsplit=1)[0])
         return f"{feature} is not available on this appliance" if feature else _not_supported(path)
 
     for path, members in symbols["enums"].items():
@@ -105,7 +106,7 @@ def _full_tree() -> dict[str, Any]:
     for path, names in symbols["namespace_constants"].items():
         node(path).update({n: f"{path}.{n}" for n in names})
     for path, functions in symbols["namespace_functions"].items():
-        marker = {"$chain": 1} if path in CHAINED else None
+        marker: dict[str, Any] | None = {"$chain": 1} if path in CHAINED else None
         node(path).update({f: marker or {"$throw": feature_error(f"{path}.{f}")} for f in functions})
     for path in symbols["classes"]:
         parent, _, name = path.rpartition(".")

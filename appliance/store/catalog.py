@@ -119,6 +119,8 @@ class Catalog:
         """Create or update a rule (kept at its place, new ones go last) with its ordered scenarios."""
         if not name or len(name) > RULE_NAME_MAX:
             raise StoreError(f"invalid rule name {name!r}")
+        if len(set(scenario_names)) != len(scenario_names):
+            raise StoreError(f"rule {name!r} lists a scenario twice")
         scenario_ids = [self.scenario(name=s).id for s in scenario_names]
         now = time.time()
         existing = self.db.query(
