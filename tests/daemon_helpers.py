@@ -160,17 +160,26 @@ def start_daemon(
     extra_args: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
     wait_ready: bool = True,
+    port: int | None = None,
+    http_flag: bool = True,
     attempts: int = 3,
 ) -> Daemon:
     """Start `appliance run --sim` on a free port and wait until it serves HTTP (and logged it is ready).
 
     The logs go to files next to the data directory. Raises AssertionError (with the daemon's
-    standard error) if it does not come up; the process is stopped in that case.
+    standard error) if it does not come up; the process is stopped in that case. With
+    `http_flag=False` no --http is given: `port` must then be the one the configuration names.
     """
+    if not http_flag:
+        assert port is not None, "without --http, say which port the configuration listens on"
+        attempts = 1
     work = data_dir.parent
     for attempt in range(attempts):
-        port = free_port()
-        args = ["run", "--sim", "--data-dir", str(data_dir), "--http", f"{HOST}:{port}", *extra_args]
+        if port is None or attempt > 0:
+            port = free_port()
+        args = ["run", "--sim", "--data-dir", str(data_dir), *extra_args]
+        if http_flag:
+            args += ["--http", f"{HOST}:{port}"]
         if voxfiles is not None:
             args += ["--voxfiles", str(voxfiles)]
         tag = f"{data_dir.name}-{port}"
@@ -206,9 +215,14 @@ def running_daemon(
     extra_args: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
     wait_ready: bool = True,
+    port: int | None = None,
+    http_flag: bool = True,
 ) -> Iterator[Daemon]:
     """A daemon for the duration of the block; stopped (and killed if it must be) on the way out."""
-    daemon = start_daemon(data_dir, voxfiles=voxfiles, extra_args=extra_args, env=env, wait_ready=wait_ready)
+    daemon = start_daemon(
+        data_dir, voxfiles=voxfiles, extra_args=extra_args, env=env, wait_ready=wait_ready, port=port,
+        http_flag=http_flag,
+    )
     try:
         yield daemon
     finally:

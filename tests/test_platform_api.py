@@ -76,7 +76,7 @@ def echo_key(echo_daemon: Daemon) -> str:
     return create_api_key(echo_daemon.data_dir)
 
 
-def _error_of(status: int, text: str) -> tuple[int, str]:
+def _error_of(text: str) -> tuple[int, str]:
     body = json.loads(text)
     assert isinstance(body, dict) and set(body) == {"error"}, body
     error = body["error"]
@@ -109,13 +109,13 @@ async def _stop_session(url: str) -> None:
 
 
 async def _gone(client: aiohttp.ClientSession, url: str, timeout: float = 5.0) -> bool:
-    """Poll `url` until it answers 404 (the session is gone); bounded. While ending it may say 503."""
+    """Poll `url` until it answers 404 (the session is gone); bounded. While it ends it says 503."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         reply = await http(client, "GET", url)
         if reply.status == 404:
             return True
-        assert reply.status in (200, 503), f"unexpected status {reply.status} while the session ends"
+        assert reply.status == 503, f"unexpected answer {reply.status} {reply.text!r} while the session ends"
         await asyncio.sleep(0.05)
     return False
 
@@ -228,12 +228,15 @@ async def test_bad_credentials_401_and_no_session(daemon: Daemon, key: str, how:
             reply = await http(client, "GET", f"{daemon.api_url}/StartScenarios", params=params, headers=headers)
         assert reply.status == 401, reply.text
         assert reply.content_type == "application/json"
-        code, _ = _error_of(reply.status, reply.text)
+        code, _ = _error_of(reply.text)
         assert code == ERR_AUTH
         after = _check_started(daemon, await start_scenarios(client, daemon, key, "hello", "after"))
         assert after == before + 1, "a refused request started a session"
         assert await async_wait_until(lambda: daemon.session_log(after).exists(), 5.0)
-        assert _log_files(daemon) - logs_before == {f"{after}.log"}
+        # Only the session started after the refusal has a new log (older sessions of other tests may
+        # still be writing their first line: they have smaller ids).
+        new = {n for n in _log_files(daemon) - logs_before if int(n.split(".")[0]) > before}
+        assert new == {f"{after}.log"}, new
 
 
 REQUEST_ERRORS: list[tuple[str, str, dict[str, str], int, int]] = [
@@ -248,7 +251,6 @@ REQUEST_ERRORS: list[tuple[str, str, dict[str, str], int, int]] = [
      {"rule_name": "remote-control", "script_custom_data": "x" * (CUSTOM_DATA_LIMIT + 1)}, 400, ERR_PARAMETER),
     ("unknown-method", "/NoSuchMethod", {"rule_name": "remote-control"}, 404, ERR_METHOD),
     ("unknown-cmd", "", {"cmd": "NoSuchMethod", "rule_name": "remote-control"}, 404, ERR_METHOD),
-    ("missing-cmd", "", {"rule_name": "remote-control"}, 404, ERR_METHOD),
 ]
 
 
@@ -264,13 +266,13 @@ async def test_request_errors(
         )
         assert reply.status == status, reply.text
         assert reply.content_type == "application/json", reply.text
-        assert _error_of(reply.status, reply.text)[0] == code
+        assert _error_of(reply.text)[0] == code
         after = _check_started(daemon, await start_scenarios(client, daemon, key, "hello"))
         assert after == before + 1, "a refused request started a session"
 
 
 async def test_custom_data_at_the_limit_round_trips(daemon: Daemon, key: str) -> None:
-    custom = ("é&=+ %😀/?" * 300)[:CUSTOM_DATA_LIMIT]
+    custom = ("é&=+ %/?ß" * 300)[:CUSTOM_DATA_LIMIT]
     assert len(custom) == CUSTOM_DATA_LIMIT
     async with client_session() as client:
         body = await start_scenarios(client, daemon, key, "remote-control", custom)
