@@ -4,7 +4,8 @@ The session object lives on the event loop; its QuickJS context lives on its wor
 piece of JS work is a *turn* submitted to the worker; the commands the turn queued come back to
 the loop and are applied here, in order. The lifecycle is reference section 4.1:
 
-    STARTING  -> prelude, init, the scenarios' top-level code, then AppEvents.Started
+    STARTING  -> init (on a context with the prelude loaded), the scenarios' top-level code, then
+                 AppEvents.Started
     RUNNING   -> events, timers, requests
     STOPPING  -> terminate() was called (or an error, or idle): timers gone, queued requests dropped,
                  running HTTP/SMTP requests awaited (at most 90 s) with their callbacks run
@@ -130,7 +131,7 @@ class Session:
     def _turn(self, work: Turn, then: Callable[[], None] | None = None, create: bool = False) -> None:
         """Run `work` on the worker, apply what it queued on the loop, then call `then`.
 
-        `create` makes the context first, on the thread that will run it for life.
+        `create` takes the session's context first, on the thread that will run it for life.
         """
         clock = self.engine.clock
         clock.hold()
@@ -140,7 +141,7 @@ class Session:
             commands: list[Command] = []
             try:
                 if create:
-                    self._ctx = JsContext()
+                    self._ctx = self._worker.new_context()
                 ctx = self._ctx
                 if ctx is not None and not ctx.dead:
                     failure, commands = work(ctx)
@@ -190,12 +191,7 @@ class Session:
         init = {"type": "init", "now": self.engine.clock.time() * 1000.0, "session": self._init_data()}
 
         def work(ctx: JsContext) -> tuple[ScriptFailure | None, list[Command]]:
-            failure = ctx.load_prelude()
-            if failure is not None:
-                return failure, []
-            commands: list[Command] = []
-            failure, out = ctx.dispatch(init)
-            commands += out
+            failure, commands = ctx.dispatch(init)
             for script in self.spec.scripts:
                 if failure is not None:
                     return failure, commands
