@@ -59,10 +59,14 @@ class Config:
 def parse_address(text: str, what: str) -> tuple[str, int]:
     """'HOST:PORT' or '[V6]:PORT' into (host, port)."""
     host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ConfigError(f"{what}: expected ADDRESS:PORT, got {text!r}")
-    host = host.strip("[]") or "0.0.0.0"
-    return host, int(port)
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        bad_host = not host or "[" in host or "]" in host
+    else:  # an IPv6 address needs its brackets: "::1:5060" is ambiguous
+        bad_host = any(c in host for c in ":[]")
+    if not sep or bad_host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"{what}: expected ADDRESS:PORT (or [IPV6]:PORT), got {text!r}")
+    return host or "0.0.0.0", int(port)
 
 
 def _fill(section: Any, values: dict[str, Any], where: str) -> None:

@@ -78,6 +78,10 @@ async def run(config: Config, *, data_dir: Path, sim: bool, voxfiles_dir: Path |
             log_dir=data_dir / "logs" / "sessions",
         )
         router = Router(catalog, SecretStore(db))
+        # Handlers first: from the moment the port is open, SIGTERM must mean a clean stop.
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
         runner = web.AppRunner(make_app(engine, router, ApiKeys(db)), access_log=None)
         await runner.setup()
         try:
@@ -85,10 +89,6 @@ async def run(config: Config, *, data_dir: Path, sim: bool, voxfiles_dir: Path |
         except OSError as exc:
             raise ApplianceError(f"cannot listen for HTTP on {config.http.listen}: {exc.strerror or exc}") from None
         tasks.spawn(_purge_kv(db, clock))
-
-        stop = asyncio.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
         gc.freeze()  # start-up objects never need collecting: keeps later GC passes short
         mode = "simulation mode" if sim else "hardware mode"
         notify(f"READY=1\nSTATUS=running ({mode}), HTTP on {config.http.listen}")

@@ -105,7 +105,7 @@ def _read(root: Path) -> tuple[Voxfiles, list[str]]:
 
     scenario_files = _scenario_files(root / "scenarios")
     applications: list[ApplicationSpec] = []
-    app_scenarios: dict[str, dict[str, Path]] = {}
+    sources: dict[str, set[Path]] = {}  # scenario name -> the files rules resolved it to
     for app_dir in sorted(p for p in (root / "applications").iterdir() if p.is_dir()):
         config_path = app_dir / "application.config.json"
         try:
@@ -125,13 +125,12 @@ def _read(root: Path) -> tuple[Voxfiles, list[str]]:
         if not APPLICATION_NAME.match(name):
             problems.append(f"{_rel(root, config_path)}: invalid application name {name!r}")
             continue
-        if name in app_scenarios:
+        if any(a.name == name for a in applications):
             problems.append(f"{_rel(root, config_path)}: application {name!r} defined twice")
             continue
         app = ApplicationSpec(name)
         applications.append(app)
         own = _scenario_files(app_dir / "scenarios")
-        app_scenarios[name] = own
         rule_files = [app_dir / f for f in RULE_FILES if (app_dir / f).exists()]
         if not rule_files:
             continue
@@ -177,29 +176,44 @@ def _read(root: Path) -> tuple[Voxfiles, list[str]]:
                 problems.append(f"{label}: \"scenarios\" must be a list of scenario names")
                 continue
             for scenario in names:
-                if scenario not in own and scenario not in scenario_files:
+                path = own.get(scenario) or scenario_files.get(scenario)
+                if path is None:
                     problems.append(f"{label}: scenario {scenario!r} not found in scenarios/src")
+                else:
+                    sources.setdefault(scenario, set()).add(path)
             if len(set(names)) != len(names):
                 problems.append(f"{label}: a scenario is listed twice")
             app.rules.append(RuleSpec(rule_name, pattern, names))
 
     scenarios: dict[str, tuple[str, str]] = {}
-    used = {s for app in applications for rule in app.rules for s in rule.scenarios}
-    for name in sorted(used):
-        owners = [app_scenarios[a.name][name] for a in applications if name in app_scenarios[a.name]]
-        path = owners[0] if owners else scenario_files.get(name)
-        if path is None:
-            continue  # reported with its rule
+    for name, paths in sorted(sources.items()):
+        # Scenario names are account-wide (as on Voximplant): one name, one script.
         if not SCENARIO_NAME.match(name):
-            problems.append(f"{_rel(root, path)}: invalid scenario name {name!r}")
+            problems.append(f"{_rel(root, min(paths))}: invalid scenario name {name!r}")
             continue
-        try:
-            scenarios[name] = (_rel(root, path), path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            problems.append(f"{_rel(root, path)}: missing (compile the TypeScript scenario with tsc first)")
-        except (OSError, UnicodeDecodeError) as exc:
-            problems.append(f"{_rel(root, path)}: cannot read: {exc}")
+        texts: dict[str, Path] = {}
+        for path in sorted(paths):
+            text = _read_scenario(root, path, problems)
+            if text is not None:
+                texts.setdefault(text, path)
+        if len(texts) > 1:
+            files = " and ".join(_rel(root, p) for p in texts.values())
+            problems.append(f"scenario {name!r} differs between {files}: scenario names are shared by all "
+                            "applications, so rename one")
+        elif texts:
+            (text, path), = texts.items()
+            scenarios[name] = (_rel(root, path), text)
     return Voxfiles(applications, scenarios), problems
+
+
+def _read_scenario(root: Path, path: Path, problems: list[str]) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        problems.append(f"{_rel(root, path)}: missing (compile the TypeScript scenario with tsc first)")
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.append(f"{_rel(root, path)}: cannot read: {exc}")
+    return None
 
 
 def load(root: Path, catalog: Catalog) -> Voxfiles:

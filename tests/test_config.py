@@ -131,7 +131,8 @@ def test_parse_address(text: str, expected: tuple[str, int]) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", "8080", "host", "host:", "host:65536", "host:-1", "host:80a", "[::1]", "1.2.3.4: 80", "host:+80"],
+    ["", "8080", "host", "host:", "host:65536", "host:-1", "host:80a", "[::1]", "1.2.3.4: 80", "host:+80",
+     "::1:80", "[::1:80", "::1]:80", "[]:80", "[[::1]]:80"],
 )
 def test_parse_address_refuses(text: str) -> None:
     with pytest.raises(ConfigError) as info:

@@ -251,6 +251,7 @@ REQUEST_ERRORS: list[tuple[str, str, dict[str, str], int, int]] = [
      {"rule_name": "remote-control", "script_custom_data": "x" * (CUSTOM_DATA_LIMIT + 1)}, 400, ERR_PARAMETER),
     ("unknown-method", "/NoSuchMethod", {"rule_name": "remote-control"}, 404, ERR_METHOD),
     ("unknown-cmd", "", {"cmd": "NoSuchMethod", "rule_name": "remote-control"}, 404, ERR_METHOD),
+    ("no-method", "", {"rule_name": "remote-control"}, 400, ERR_PARAMETER),
 ]
 
 

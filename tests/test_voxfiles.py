@@ -104,6 +104,34 @@ def test_application_own_scenario_wins_over_shared(tmp_path: Path, catalog: Cata
     assert catalog.scenario(name="main").script == JS_A
 
 
+def test_same_scenario_name_in_two_applications(tmp_path: Path, catalog: Catalog) -> None:
+    # Scenario names are account-wide: the same file content is one scenario, different content a problem.
+    for folder in ("one", "two"):
+        app_dir = _app(tmp_path, folder, rules=[_rule(f"r-{folder}", ".*", "main")])
+        _write(app_dir / "scenarios" / "src" / "main.voxengine.js", JS_A)
+    assert voxfiles.load(tmp_path, catalog).scenarios["main"][1] == JS_A
+    _write(tmp_path / "applications" / "two" / "scenarios" / "src" / "main.voxengine.js", JS_B)
+    with pytest.raises(VoxfilesError) as err:
+        voxfiles.read(tmp_path)
+    assert err.value.problems == [
+        "scenario 'main' differs between applications/one/scenarios/src/main.voxengine.js and "
+        "applications/two/scenarios/src/main.voxengine.js: scenario names are shared by all applications, "
+        "so rename one"
+    ]
+
+
+def test_own_scenario_against_shared_one_used_elsewhere(tmp_path: Path, catalog: Catalog) -> None:
+    app_dir = _app(tmp_path, "one", rules=[_rule("r1", ".*", "main")])
+    _write(app_dir / "scenarios" / "src" / "main.voxengine.js", JS_A)
+    _app(tmp_path, "two", rules=[_rule("r2", ".*", "main")])
+    _shared(tmp_path, "main", JS_B)
+    with pytest.raises(VoxfilesError) as err:
+        voxfiles.read(tmp_path)
+    assert len(err.value.problems) == 1
+    assert "differs between applications/one/scenarios/src/main.voxengine.js and scenarios/src/main" in (
+        err.value.problems[0])
+
+
 def test_rules_yaml(tmp_path: Path, catalog: Catalog) -> None:
     _shared(tmp_path, "a", JS_A)
     _shared(tmp_path, "b", JS_B)

@@ -49,6 +49,8 @@ async def platform_api(request: web.Request) -> web.Response:
     method = request.match_info.get("method") or params.get("cmd", "")
     if not await authorized(request, params, request.app[KEYS_KEY]):
         return api_error(401, ERR_AUTH, "Authorization failed: give account_id and api_key, or a Bearer key")
+    if not method:
+        return api_error(400, ERR_PARAMETER, "Give the method: /platform_api/<Method> or the cmd parameter")
     handler = METHODS.get(method)
     if handler is None:
         return api_error(404, ERR_METHOD, f"Unknown method {method!r}")
