@@ -151,3 +151,24 @@ async def test_a_thousand_sessions_leave_memory_flat() -> None:
         assert len(live) <= 100, f"{len(live)} sessions or contexts survived"  # the last batch's list only
         # A leaked context would cost about 250 KiB: 1,000 of them would be hundreds of MB.
         assert second - first < 16 * 1024, f"RSS grew by {second - first} KiB over 1,000 sessions"
+
+
+def test_http_timeouts_can_only_be_lowered() -> None:
+    ctx = JsContext()
+    try:
+        assert ctx.load_prelude() is None
+        script = """
+Net.httpRequest("http://127.0.0.1:9/a", () => {}, {timeout: 500, connectionTimeout: 100});
+Net.httpRequest("http://127.0.0.1:9/b", () => {}, {timeout: 2.5, connectionTimeout: 0.5});
+Net.httpRequest("http://127.0.0.1:9/c", () => {}, {timeout: -1, connectionTimeout: "soon"});
+"""
+        failure, commands = ctx.run(ctx.compile("t.js", script))
+        assert failure is None
+        asked = [(c["timeout"], c["connectTimeout"]) for c in commands if c["op"] == "http"]
+        assert asked == [
+            (limits.HTTP_TOTAL_TIMEOUT_S, limits.HTTP_CONNECT_TIMEOUT_S),
+            (2.5, 0.5),
+            (limits.HTTP_TOTAL_TIMEOUT_S, limits.HTTP_CONNECT_TIMEOUT_S),
+        ]
+    finally:
+        ctx.close()
