@@ -42,6 +42,8 @@ class Timer:
 class Clock(ABC):
     """Wall time, monotonic time and timers."""
 
+    runs_during_work = True  # False: time stands still while code runs (it moves only between events)
+
     @abstractmethod
     def time(self) -> float:
         """Seconds since the Unix epoch (UTC)."""
@@ -95,8 +97,11 @@ class RealClock(Clock):
 class VirtualClock(Clock):
     """A clock that advances only when `run()` finds nothing else to do."""
 
+    runs_during_work = False
+
     def __init__(self, start: float | None = None) -> None:
-        self._now = time.time() if start is None else start
+        # On a whole millisecond, so scripts see exact whole-millisecond steps (Date has ms precision).
+        self._now = round(time.time(), 3) if start is None else start
         self._epoch_offset = self._now
         self._heap: list[tuple[float, int, Timer]] = []
         self._seq = itertools.count()

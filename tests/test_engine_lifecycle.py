@@ -195,3 +195,20 @@ setTimeout(() => {
         _, lines = await h.run(script)
     assert lines.script == ["45 true string 1970-01-01T00:00:00.000Z"]
     assert time.monotonic() - wall < 10
+
+
+async def test_date_moves_inside_a_handler_only_on_the_real_clock() -> None:
+    # A handler that works for 50 ms sees Date move on the real clock; on the virtual clock time moves
+    # only between events, so a scenario tested offline gives the same figures every run.
+    script = """
+const t0 = Date.now();
+const spinUntil = performance.now() + 50;
+while (performance.now() < spinUntil) {}
+Logger.write(String(Date.now() - t0));
+VoxEngine.terminate();
+"""
+    for virtual in (True, False):
+        async with engine_harness(virtual=virtual) as h:
+            _, lines = await h.run(script)
+        elapsed = int(lines.script[0])
+        assert (elapsed == 0) if virtual else (elapsed >= 49), (virtual, elapsed)

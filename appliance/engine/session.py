@@ -219,6 +219,7 @@ class Session:
             "secrets": dict(self.spec.secrets),
             "applicationId": self.spec.application_id,
             "applicationName": self.spec.application_name,
+            "clockRuns": self.engine.clock.runs_during_work,
         }
 
     def _running(self) -> None:

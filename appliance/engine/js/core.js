@@ -109,10 +109,12 @@
   };
 
   // The session clock: Python sends its time with every event, so the harness's virtual clock is
-  // what `new Date()` and `Date.now()` show. Between events, real time elapsed is added.
+  // what `new Date()` and `Date.now()` show. While a handler runs, the real time it has taken is
+  // added, unless the clock is virtual (there time moves only between events, deterministically).
   let clockBase = RealDate.now();
   let realBase = clockBase;
-  const now = () => clockBase + (RealDate.now() - realBase);
+  let clockRuns = true;
+  const now = () => clockBase + (clockRuns ? RealDate.now() - realBase : 0);
   function Date(...args) {
     if (new.target === undefined) return new RealDate(now()).toString();
     return Reflect.construct(RealDate, args.length ? args : [now()], new.target);
@@ -146,6 +148,7 @@
 
   vox.handlers.init = (event) => {
     vox.session = event.session;
+    clockRuns = event.session.clockRuns;
   };
 
   const hidden = { writable: false, enumerable: false, configurable: false };
