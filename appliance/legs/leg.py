@@ -1,0 +1,142 @@
+"""A call leg, whatever technology carries it (DESIGN section 3a): its state, operations and events.
+
+SIP, GSM and analog lines each implement `Leg`; the session engine drives legs only through it and
+turns its events into VoxEngine `CallEvents`. Operations never raise for a leg that has ended: a
+late `hangup()` after the far end hung up is a no-op, as scripts expect.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class LegState(enum.Enum):
+    ALERTING = "ALERTING"  # incoming, not answered
+    PROGRESSING = "PROGRESSING"  # outgoing, not answered
+    CONNECTED = "CONNECTED"
+    TERMINATED = "TERMINATED"
+
+
+@dataclass(frozen=True)
+class Party:
+    """One end of a leg as VoxEngine shows it: a number or user name, a display name, the URI."""
+
+    number: str
+    display_name: str = ""
+    uri: str = ""
+
+
+# Events, in the order VoxEngine names them.
+
+
+@dataclass(frozen=True)
+class Ringing:
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EarlyMedia:
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Connected:
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Disconnected:
+    """A connected leg ended (or an incoming one was rejected); `by_remote` says who ended it."""
+
+    headers: dict[str, str] = field(default_factory=dict)
+    code: int = 200
+    reason: str = "Normal call clearing"
+    by_remote: bool = True
+
+
+@dataclass(frozen=True)
+class Failed:
+    """An outgoing leg ended before it connected."""
+
+    code: int
+    reason: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Dtmf:
+    tone: str
+    kind: str  # "rfc2833" (RFC 4733 events), "info" (SIP INFO) or "inband"
+
+
+@dataclass(frozen=True)
+class Info:
+    mime_type: str
+    body: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Message:
+    text: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Hold:
+    pass
+
+
+@dataclass(frozen=True)
+class Unhold:
+    pass
+
+
+@dataclass(frozen=True)
+class TransferRequested:
+    target: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+LegEvent = (Ringing | EarlyMedia | Connected | Disconnected | Failed | Dtmf | Info | Message | Hold | Unhold
+            | TransferRequested)
+EventSink = Callable[[LegEvent], None]
+
+_ids = itertools.count(1)
+
+
+def new_leg_id() -> str:
+    return f"leg-{next(_ids)}"
+
+
+class Leg(Protocol):
+    id: str
+    incoming: bool
+    state: LegState
+    caller: Party
+    callee: Party
+    headers: dict[str, str]  # of the call's first message: X- headers and the like
+    kind: str  # VoxEngine's clientType: "sip", "user", "pstn"
+    on_event: EventSink | None  # set by whoever drives the leg; events before that are kept
+
+    def ring(self, headers: dict[str, str] | None = None) -> None: ...
+
+    def early_media(self, headers: dict[str, str] | None = None) -> None: ...
+
+    def answer(self, headers: dict[str, str] | None = None) -> None: ...
+
+    def reject(self, code: int, headers: dict[str, str] | None = None) -> None: ...
+
+    def hangup(self, headers: dict[str, str] | None = None) -> None: ...
+
+    def send_dtmf(self, digits: str) -> None: ...
+
+    def send_info(self, mime_type: str, body: str, headers: dict[str, str] | None = None) -> None: ...
+
+    def send_message(self, text: str, headers: dict[str, str] | None = None) -> None: ...
+
+    def transfer(self, target: str, headers: dict[str, str] | None = None) -> None: ...

@@ -1,0 +1,37 @@
+"""A line: what creates and receives legs (DESIGN section 3a): a SIP trunk or user, a modem, a port.
+
+The router gives each line one callback for its incoming legs; outbound routes and scripts reach a
+line through `originate`. `status()` is what the web panel shows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from appliance.legs.leg import Leg
+
+
+@dataclass(frozen=True)
+class Originate:
+    """What an outgoing leg asks for beyond its destination."""
+
+    caller: str = ""  # the caller ID to present
+    display_name: str = ""
+    headers: tuple[tuple[str, str], ...] = ()
+    auth_user: str = ""
+    password: str = ""
+
+
+IncomingLeg = Callable[["Line", Leg], None]
+
+
+class Line(Protocol):
+    name: str
+    kind: str  # "sip-user", "sip-trunk", "gsm", "fxs", "fxo"
+    application_id: int | None  # the application its incoming legs go to, or None: all rules
+
+    def status(self) -> dict[str, object]: ...
+
+    def originate(self, destination: str, options: Originate) -> Leg: ...
