@@ -9,7 +9,7 @@ from pathlib import Path
 
 import uvloop
 
-from appliance.config import Config, load_config
+from appliance.config import Config, load_config, parse_address
 from appliance.errors import ApplianceError
 
 NOT_YET = "is accepted but not supported yet: call legs arrive with the call-control version of the appliance"
@@ -25,6 +25,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--config", type=Path, help="TOML configuration file")
     run.add_argument("--voxfiles", type=Path, help="load applications, rules and scenarios from a voxengine-ci folder")
     run.add_argument("--http", metavar="ADDR:PORT", help="HTTP listen address (default 0.0.0.0:8080)")
+    run.add_argument("--sip", metavar="ADDR:PORT",
+                     help="SIP listen address, UDP and TCP; TLS on the next port (default 0.0.0.0:5060)")
 
     exe = sub.add_parser("exec", help="run scenarios in one throwaway session (offline test harness)")
     exe.add_argument("scripts", nargs="+", type=Path, metavar="SCENARIO.js")
@@ -81,6 +83,9 @@ def _run(args: argparse.Namespace) -> int:
     config: Config = load_config(args.config)
     if args.http:
         config.http.listen = args.http
+    if args.sip:
+        parse_address(args.sip, "--sip")
+        config.sip.listen = args.sip
     data_dir = args.data_dir or config.data_dir(args.sim)
     return uvloop.run(daemon.run(config, data_dir=data_dir, sim=args.sim, voxfiles_dir=args.voxfiles))
 

@@ -39,6 +39,20 @@ class EngineSection:
 
 
 @dataclass
+class SipSection:
+    listen: str = "0.0.0.0:5060"  # UDP and TCP; TLS on the next port
+    tls: bool = True
+    rtp_ports: str = "10000-19998"
+    # Flood and password-guessing protection (appliance.sip.guard)
+    flood_requests: int = 16
+    flood_seconds: float = 2.0
+    ban_seconds: float = 300.0
+    register_failures: int = 5
+    lockout_seconds: float = 600.0
+    trusted: list[str] = field(default_factory=list)  # networks never banned (proxies, trunks)
+
+
+@dataclass
 class LogSection:
     level: str = "info"
 
@@ -48,6 +62,7 @@ class Config:
     appliance: ApplianceSection = field(default_factory=ApplianceSection)
     http: HttpSection = field(default_factory=HttpSection)
     engine: EngineSection = field(default_factory=EngineSection)
+    sip: SipSection = field(default_factory=SipSection)
     log: LogSection = field(default_factory=LogSection)
 
     def data_dir(self, sim: bool) -> Path:
@@ -75,9 +90,10 @@ def _fill(section: Any, values: dict[str, Any], where: str) -> None:
         if key not in fields:
             raise ConfigError(f"{where}: unknown key {key!r} (known: {', '.join(sorted(fields))})")
         expected = type(getattr(section, key))
-        if type(value) is not expected:
+        given = float(value) if expected is float and type(value) is int else value
+        if type(given) is not expected:
             raise ConfigError(f"{where}.{key}: expected {expected.__name__}, got {type(value).__name__}")
-        setattr(section, key, value)
+        setattr(section, key, given)
 
 
 def load_config(path: Path | None) -> Config:
@@ -105,4 +121,14 @@ def load_config(path: Path | None) -> Config:
     if config.log.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"{path}: [log].level must be debug, info, warning or error")
     parse_address(config.http.listen, f"{path}: [http].listen")
+    parse_address(config.sip.listen, f"{path}: [sip].listen")
+    parse_port_range(config.sip.rtp_ports, f"{path}: [sip].rtp_ports")
     return config
+
+
+def parse_port_range(text: str, what: str) -> tuple[int, int]:
+    """'10000-19998' into (10000, 19998)."""
+    first, dash, last = text.partition("-")
+    if not dash or not first.isdigit() or not last.isdigit() or not 1024 <= int(first) < int(last) <= 65535:
+        raise ConfigError(f"{what}: expected FIRST-LAST ports between 1024 and 65535, got {text!r}")
+    return int(first), int(last)

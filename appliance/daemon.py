@@ -9,6 +9,7 @@ import gc
 import logging
 import signal
 import socket
+import sys
 from pathlib import Path
 
 from aiohttp import web
@@ -19,12 +20,14 @@ from appliance.config import Config, parse_address
 from appliance.engine.engine import Engine, check_script
 from appliance.errors import ApplianceError
 from appliance.logs import setup_logging
-from appliance.router import Router
+from appliance.router import CallRouter, Router
+from appliance.sip.service import SipService
 from appliance.store.apikeys import ApiKeys
 from appliance.store.catalog import Catalog
 from appliance.store.db import Database
 from appliance.store.kv import KeyValueStore
 from appliance.store.secrets import SecretStore
+from appliance.store.sip import SipLineStore, new_password
 from appliance.supervisor.notify import Watchdog, notify
 from appliance.tasks import TaskSet
 from appliance.web.server import make_app
@@ -52,6 +55,15 @@ async def _purge_kv(db: Database, clock: RealClock) -> None:
         await asyncio.sleep(KV_PURGE_SECONDS)
 
 
+SIM_PHONE = "100"
+
+
+def _sim_phone(store: SipLineStore) -> None:
+    """Simulation mode comes up with one local SIP user to register a softphone as."""
+    user = next((u for u in store.users() if u.name == SIM_PHONE), None) or store.add_user(SIM_PHONE, new_password())
+    print(f"SIP user {user.name}, password {user.password}", file=sys.stderr, flush=True)
+
+
 async def run(config: Config, *, data_dir: Path, sim: bool, voxfiles_dir: Path | None = None) -> int:
     setup_logging(config.log.level)
     try:
@@ -63,6 +75,8 @@ async def run(config: Config, *, data_dir: Path, sim: bool, voxfiles_dir: Path |
     watchdog = Watchdog()
     runner: web.AppRunner | None = None
     engine: Engine | None = None
+    sip: SipService | None = None
+    call_router: CallRouter | None = None
     try:
         catalog = Catalog(db, check_script)
         if voxfiles_dir is not None:
@@ -78,6 +92,13 @@ async def run(config: Config, *, data_dir: Path, sim: bool, voxfiles_dir: Path |
             log_dir=data_dir / "logs" / "sessions",
         )
         router = Router(catalog, SecretStore(db))
+        sip_store = SipLineStore(db)
+        if sim:
+            _sim_phone(sip_store)
+        sip = SipService(config.sip, clock, sip_store, data_dir, config.appliance.name)
+        engine.dialer = sip.lines
+        call_router = CallRouter(router, engine)
+        await sip.start(call_router)
         # Handlers first: from the moment the port is open, SIGTERM must mean a clean stop.
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -93,7 +114,8 @@ async def run(config: Config, *, data_dir: Path, sim: bool, voxfiles_dir: Path |
         mode = "simulation mode" if sim else "hardware mode"
         notify(f"READY=1\nSTATUS=running ({mode}), HTTP on {config.http.listen}")
         watchdog.start()
-        log.info("VoxGate ready (%s): HTTP on %s, data in %s", mode, config.http.listen, data_dir)
+        log.info("VoxGate ready (%s): HTTP on %s, SIP on %s, data in %s", mode, config.http.listen,
+                 config.sip.listen, data_dir)
         await stop.wait()
         log.info("stopping")
         notify("STOPPING=1")
@@ -101,6 +123,10 @@ async def run(config: Config, *, data_dir: Path, sim: bool, voxfiles_dir: Path |
     finally:
         await watchdog.close()
         await tasks.close()
+        if sip is not None:
+            await sip.close()
+        if call_router is not None:
+            await call_router.close()
         if engine is not None:
             await engine.stop()
         if runner is not None:

@@ -11,10 +11,15 @@ import logging
 import re
 from dataclasses import dataclass
 
+from appliance.engine.engine import Engine
+from appliance.engine.errors import EngineError
 from appliance.engine.session import ScriptSource, SessionSpec
 from appliance.errors import ApplianceError
+from appliance.legs.leg import Leg, LegState
+from appliance.lines.line import LineIdentity
 from appliance.store.catalog import Application, Catalog, Rule
 from appliance.store.secrets import SecretStore
+from appliance.tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
@@ -129,3 +134,34 @@ class Router:
         if route is None:
             log.warning("no rule matches destination %r: the leg is refused", destination)
         return route
+
+
+class CallRouter:
+    """Incoming legs to sessions: the first rule matching a leg's destination starts its session."""
+
+    def __init__(self, router: Router, engine: Engine) -> None:
+        self.router = router
+        self.engine = engine
+        self._tasks = TaskSet("call router")
+
+    def route(self, line: LineIdentity, leg: Leg) -> None:
+        route = self.router.route_leg(leg.callee.number, line.application_id)
+        if route is None:
+            leg.reject(404)
+            return
+        self._tasks.spawn(self._start(route, line, leg))
+
+    async def _start(self, route: Route, line: LineIdentity, leg: Leg) -> None:
+        secrets = await self.router.secrets(route)
+        if leg.state is LegState.TERMINATED:
+            return  # the caller gave up meanwhile
+        try:
+            session = self.engine.start_session(route.spec("", secrets, f"{line.kind} {line.name}"))
+        except EngineError as exc:
+            log.warning("cannot start a session for an incoming call: %s", exc)
+            leg.reject(503)
+            return
+        session.attach_incoming(leg)
+
+    async def close(self) -> None:
+        await self._tasks.close()

@@ -100,6 +100,7 @@ class Daemon:
 
     proc: subprocess.Popen[bytes]
     port: int
+    sip_port: int
     data_dir: Path
     stdout_path: Path
     stderr_path: Path
@@ -177,7 +178,10 @@ def start_daemon(
     for attempt in range(attempts):
         if port is None or attempt > 0:
             port = free_port()
+        sip_port = free_port()
         args = ["run", "--sim", "--data-dir", str(data_dir), *extra_args]
+        if "--sip" not in extra_args:
+            args += ["--sip", f"{HOST}:{sip_port}"]
         if http_flag:
             args += ["--http", f"{HOST}:{port}"]
         if voxfiles is not None:
@@ -185,7 +189,7 @@ def start_daemon(
         tag = f"{data_dir.name}-{port}"
         out, err = work / f"daemon-{tag}.out", work / f"daemon-{tag}.err"
         proc, files = _spawn(args, work, daemon_env(env), out, err)
-        daemon = Daemon(proc, port, data_dir, out, err, files)
+        daemon = Daemon(proc, port, sip_port, data_dir, out, err, files)
         if not wait_ready:
             return daemon
 
@@ -232,7 +236,12 @@ def running_daemon(
 def run_appliance(
     args: Sequence[str], cwd: Path, timeout: float = 30.0, env: Mapping[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run `appliance ARGS` to completion (stopped with SIGTERM, then SIGKILL, if it outlives `timeout`)."""
+    """Run `appliance ARGS` to completion (stopped with SIGTERM, then SIGKILL, if it outlives `timeout`).
+
+    `appliance run` gets a loopback SIP address unless ARGS name one: tests listen on 127.0.0.1 only.
+    """
+    if args[:1] == ["run"] and "--sip" not in args:
+        args = [*args, "--sip", f"{HOST}:{free_port()}"]
     proc = subprocess.Popen(
         [str(APPLIANCE), *args], cwd=cwd, env=daemon_env(env), stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,

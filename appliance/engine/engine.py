@@ -9,6 +9,7 @@ from pathlib import Path
 
 from appliance.clock import Clock
 from appliance.engine import limits
+from appliance.engine.calls import Dialer
 from appliance.engine.errors import EngineError, ScriptSyntaxError
 from appliance.engine.jsruntime import BytecodeCache, JsContext
 from appliance.engine.netio import HttpClient
@@ -55,6 +56,7 @@ class Engine:
         self.base_url = base_url
         self.log_dir = log_dir
         self.sessions: dict[int, Session] = {}
+        self.dialer: Dialer | None = None  # the lines scripts call out through (set once they are up)
         self._workers = [EngineWorker(i) for i in range(workers)]
         self._next_id = self.history.next_session_id()
         self._tasks = TaskSet("engine")

@@ -12,7 +12,9 @@ from importlib import resources
 
 from appliance.engine import limits, symbols
 
-FILES = ("core.js", "symbols.js", "voxengine.js", "timers.js", "logger.js", "net.js", "storage.js", "utils.js")
+FILES = (
+    "core.js", "symbols.js", "call.js", "voxengine.js", "timers.js", "logger.js", "net.js", "storage.js", "utils.js",
+)
 PREFIX = "voxengine/"  # file names of prelude code in stack traces
 
 

@@ -29,10 +29,12 @@ from typing import TYPE_CHECKING, Any
 
 from appliance.clock import Timer
 from appliance.engine import limits, netio
+from appliance.engine.calls import SessionCalls
 from appliance.engine.errors import ScriptSyntaxError
 from appliance.engine.jsruntime import Command, JsContext, ScriptFailure
 from appliance.engine.sessionlog import LineSink, SessionLog
 from appliance.engine.worker import EngineWorker
+from appliance.legs.leg import Leg
 from appliance.store.db import StoreError
 from appliance.tasks import TaskSet
 
@@ -101,7 +103,7 @@ class Session:
         self.system_error = False
         self.finish_reason = ""
         self.failure: ScriptFailure | None = None
-        self.calls = 0  # live call legs; the session idles out without them
+        self.legs = SessionCalls(session_id, engine.dialer, self._leg_event, self._legs_changed)
         self.hide_tones = False
         self.started_at = engine.clock.time()
         self.access_url = f"{base_url}/request/{session_id}/{self.secret}"
@@ -231,8 +233,23 @@ class Session:
         if self._idle is not None:
             self._idle.cancel()
             self._idle = None
-        if self.calls == 0 and self.phase in LIVE:
+        if not self.legs and self.phase in LIVE:
             self._idle = self.engine.clock.call_later(limits.IDLE_SESSION_SECONDS, self._idle_out)
+
+    def _legs_changed(self, count: int) -> None:
+        if count == 0:
+            self._arm_idle()
+        elif self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+
+    def _leg_event(self, event: Command) -> None:
+        if self.phase in LIVE:
+            self._event(event)
+
+    def attach_incoming(self, leg: Leg) -> None:
+        """An incoming call leg routed to this session: AppEvents.CallAlerting (after Started)."""
+        self.legs.attach_incoming(leg)
 
     def _idle_out(self) -> None:
         self.note(f"no calls for {limits.IDLE_SESSION_SECONDS:g} s: the session ends")
@@ -270,6 +287,11 @@ class Session:
         elif op == "storage":
             if self.phase in LIVE:
                 self._start_op(int(cmd["id"]), "storage", self._storage(cmd))
+        elif op == "call":
+            self.legs.apply(cmd)
+        elif op == "dial":
+            if self.phase in LIVE:
+                self.legs.dial(cmd)
         else:
             log.warning("session %d: unknown command %r", self.id, op)
 
@@ -396,6 +418,7 @@ class Session:
             self.system_error = self.system_error or system_error
             return
         self.phase = Phase.STOPPING
+        self.legs.hangup_all()  # a session's calls end with it
         self.system_error = system_error
         self.finish_reason = reason or (FINISH_ERROR if system_error else FINISH_NORMAL)
         for timer in self._timers.values():

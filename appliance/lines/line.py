@@ -6,7 +6,6 @@ line through `originate`. `status()` is what the web panel shows.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -24,14 +23,20 @@ class Originate:
     password: str = ""
 
 
-IncomingLeg = Callable[["Line", Leg], None]
+class LineIdentity(Protocol):
+    """What routing needs to know of a line."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def kind(self) -> str: ...  # "sip-user", "sip-trunk", "gsm", "fxs", "fxo"
+
+    @property
+    def application_id(self) -> int | None: ...  # its incoming legs go to this application, or None: all rules
 
 
-class Line(Protocol):
-    name: str
-    kind: str  # "sip-user", "sip-trunk", "gsm", "fxs", "fxo"
-    application_id: int | None  # the application its incoming legs go to, or None: all rules
-
+class Line(LineIdentity, Protocol):
     def status(self) -> dict[str, object]: ...
 
     def originate(self, destination: str, options: Originate) -> Leg: ...

@@ -12,7 +12,7 @@ import logging
 import secrets
 import socket
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from appliance.clock import Clock
 from appliance.sip.errors import SipParseError
@@ -127,7 +127,7 @@ class SipStack:
         key = (branch, sent_by, method)
         reply = self._reply_path(request, peer, connection)
         server = ServerTransaction(self.clock, reply, peer.transport != "udp", request,
-                                   lambda t: self._servers.pop(key, None) and None)
+                                   lambda t: self._forget(self._servers, key))
         self._servers[key] = server
         if server.invite:
             server.respond(self.response(request, 100))
@@ -211,7 +211,7 @@ class SipStack:
             self.transports.send(data, peer, tx.transport_failed)
 
         tx = ClientTransaction(self.clock, send, peer.transport != "udp", request,
-                               lambda t: self._clients.pop(key, None) and None, on_response, on_failure)
+                               lambda t: self._forget(self._clients, key), on_response, on_failure)
         self._clients[key] = tx
         tx.start()
         return tx
@@ -225,6 +225,10 @@ class SipStack:
         data = ack.serialize()
         self.transports.send(data, peer)
         return data
+
+    @staticmethod
+    def _forget(table: dict[Any, Any], key: object) -> None:
+        table.pop(key, None)
 
     @property
     def transaction_count(self) -> int:

@@ -16,7 +16,7 @@ import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from appliance.sip.message import MAX_MESSAGE_BYTES
 from appliance.tasks import TaskSet
@@ -56,8 +56,8 @@ class _Datagrams(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        # uvloop's UDP transport is not a subclass of asyncio.DatagramTransport, only alike.
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
         if len(data) < 4:  # keep-alives (CRLF pairs) and noise
@@ -82,13 +82,12 @@ class StreamConnection(asyncio.Protocol):
         self._idle: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        host, port = transport.get_extra_info("peername")[:2]
+        self.transport = cast(asyncio.Transport, transport)
+        host, port = self.transport.get_extra_info("peername")[:2]
         self.peer = Peer(self.kind, host, port)
         if self.inbound and len(self.owner.connections) >= MAX_CONNECTIONS:
             log.warning("refusing %s: %d connections open", self.peer, MAX_CONNECTIONS)
-            transport.abort()
+            self.transport.abort()
             return
         self.owner.connections[self.peer] = self
         self._touch()

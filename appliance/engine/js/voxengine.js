@@ -45,7 +45,7 @@
     createStreamingAgent: cloudOnly("RTMP streaming"),
   };
   for (const name of [
-    "allowWebSocketConnections", "callConference", "callPSTN", "callSIP", "callUser", "callUserDirect",
+    "allowWebSocketConnections", "callConference", "callPSTN", "callUserDirect",
     "createASR", "createConference", "createRecorder", "createSequencePlayer", "createTTSPlayer",
     "createToneScriptPlayer", "createURLPlayer", "createWebSocket", "destroyConference", "easyProcess",
     "forwardCallToPSTN", "forwardCallToSIP", "forwardCallToUser", "forwardCallToUserDirect",
@@ -53,6 +53,8 @@
   ]) {
     VoxEngine[name] = notYet(`VoxEngine.${name}`);
   }
+  VoxEngine.callSIP = vox.callSIP;
+  VoxEngine.callUser = vox.callUser;
   vox.eventMethods(VoxEngine);
   global.VoxEngine = VoxEngine;
 

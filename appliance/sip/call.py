@@ -1,0 +1,458 @@
+"""A SIP call leg: the INVITE session of RFC 3261 (13-15) and RFC 3264, behind the `Leg` interface.
+
+Incoming legs start ALERTING with their INVITE's server transaction; outgoing legs start PROGRESSING
+with a client transaction. Both become CONNECTED with a dialog, and TERMINATED once, with exactly
+one Disconnected or Failed event. Events are held until someone sets `on_event` (the session that
+takes the leg), so nothing that happens in between is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from appliance.clock import Timer
+from appliance.legs.leg import (
+    Connected,
+    Disconnected,
+    Dtmf,
+    EarlyMedia,
+    EventSink,
+    Failed,
+    Hold,
+    Info,
+    LegEvent,
+    LegState,
+    Message,
+    Party,
+    Ringing,
+    TransferRequested,
+    Unhold,
+    new_leg_id,
+)
+from appliance.sip import offer_answer
+from appliance.sip.dialog import Dialog
+from appliance.sip.errors import SipParseError
+from appliance.sip.headers import NameAddr
+from appliance.sip.message import Request, Response
+from appliance.sip.sdp import SessionDescription
+from appliance.sip.transaction import T1, T2, TIMEOUT, ClientTransaction, ServerTransaction
+from appliance.sip.transport import Peer
+
+if TYPE_CHECKING:
+    from appliance.sip.useragent import UserAgent
+
+log = logging.getLogger(__name__)
+
+NO_ANSWER_SECONDS = 60.0  # an outgoing leg not answered in this time fails with 408 (VoxEngine's rule)
+MAX_INFO_BYTES = 8192  # sendInfo / sendMessage bodies (VoxEngine's limit)
+DTMF_INFO_TYPES = ("application/dtmf-relay", "application/dtmf")
+
+
+def custom_headers(message: Request | Response) -> dict[str, str]:
+    """The headers VoxEngine shows scripts: X- headers and User-to-User."""
+    return {
+        "-".join(p.capitalize() for p in name.split("-")) if not name.startswith("x-") else "X-" + name[2:]: value
+        for name, value in message.headers.items()
+        if name.startswith("x-") or name == "user-to-user"
+    }
+
+
+def add_headers(message: Request | Response, headers: dict[str, str] | None) -> None:
+    for name, value in (headers or {}).items():
+        if name.lower().startswith("x-") or name.lower() == "user-to-user":
+            message.headers.set(name, str(value).replace("\r", " ").replace("\n", " "))
+
+
+class SipCall:
+    """One SIP call leg (the `Leg` interface)."""
+
+    kind = "sip"
+
+    def __init__(self, ua: UserAgent, incoming: bool, caller: Party, callee: Party, peer: Peer) -> None:
+        self.ua = ua
+        self.id = new_leg_id()
+        self.incoming = incoming
+        self.state = LegState.ALERTING if incoming else LegState.PROGRESSING
+        self.caller = caller
+        self.callee = callee
+        self.headers: dict[str, str] = {}
+        self.peer = peer
+        self.dialog: Dialog | None = None
+        self.media: offer_answer.NegotiatedMedia | None = None
+        self.rtp_port = 0
+        self.on_hold = False
+        self.connected_at: float | None = None
+        self._on_event: EventSink | None = None
+        self._held_events: list[LegEvent] = []
+        self._local_sdp: SessionDescription | None = None
+        self._remote_offer: SessionDescription | None = None
+        self._server_tx: ServerTransaction | None = None  # incoming INVITE
+        self._client_tx: ClientTransaction | None = None  # outgoing INVITE
+        self._invite: Request | None = None
+        self._ok: bytes | None = None  # our 2xx, sent again until the ACK comes
+        self._ok_timer: Timer | None = None
+        self._ack: bytes | None = None  # our ACK of their 2xx, sent again on their retransmission
+        self._timer: Timer | None = None  # no-answer limit
+        self._cancel_pending = False
+        self._provisional = False
+        self._local_to: NameAddr | None = None
+
+    # Events
+
+    @property
+    def on_event(self) -> EventSink | None:
+        return self._on_event
+
+    @on_event.setter
+    def on_event(self, sink: EventSink | None) -> None:
+        self._on_event = sink
+        held, self._held_events = self._held_events, []
+        if sink is not None:
+            for event in held:
+                sink(event)
+
+    def _emit(self, event: LegEvent) -> None:
+        if self._on_event is not None:
+            self._on_event(event)
+        else:
+            self._held_events.append(event)
+
+    def _end(self, event: Disconnected | Failed) -> None:
+        if self.state is LegState.TERMINATED:
+            return
+        self.state = LegState.TERMINATED
+        for timer in (self._ok_timer, self._timer):
+            if timer is not None:
+                timer.cancel()
+        self.ua.call_ended(self)
+        self._emit(event)
+
+    @property
+    def duration(self) -> float:
+        return 0.0 if self.connected_at is None else self.ua.clock.monotonic() - self.connected_at
+
+    # Incoming: set up by the user agent from an INVITE
+
+    def accept_invite(self, invite: Request, tx: ServerTransaction, local_to: NameAddr) -> None:
+        """Take an incoming INVITE; `local_to` is its To with our tag, in every response we send."""
+        self._local_to = local_to
+        self._invite = invite
+        self._server_tx = tx
+        self.headers = custom_headers(invite)
+        tx.on_cancel = self._cancelled
+        if invite.body and invite.content_type == "application/sdp":
+            self._remote_offer = SessionDescription.parse(invite.body)
+
+    def _cancelled(self) -> None:
+        if self._server_tx is not None and self.state is LegState.ALERTING:
+            self._server_tx.respond(self._response(487))
+            self._end(Disconnected(code=487, reason="Request Terminated"))
+
+    def _response(self, status: int, reason: str | None = None, headers: dict[str, str] | None = None) -> Response:
+        assert self._invite is not None and self._local_to is not None
+        response = self.ua.stack.response(self._invite, status, reason)
+        response.headers.set("to", self._local_to.serialize())
+        add_headers(response, headers)
+        return response
+
+    def _with_answer(self, response: Response) -> bool:
+        """Put our SDP in `response`; False (and a 488 sent) when no codec is common."""
+        if self._local_sdp is None:
+            try:
+                self._local_sdp, self.media = self.ua.media_answer(self, self._remote_offer)
+            except (offer_answer.NegotiationError, SipParseError) as exc:
+                log.info("%s: %s", self.id, exc)
+                if self._server_tx is not None:
+                    self._server_tx.respond(self._response(488))
+                self._end(Disconnected(code=488, reason="Not Acceptable Here"))
+                return False
+        response.body = self._local_sdp.serialize()
+        response.headers.set("content-type", "application/sdp")
+        return True
+
+    def ring(self, headers: dict[str, str] | None = None) -> None:
+        if self.state is LegState.ALERTING and self._server_tx is not None:
+            self._server_tx.respond(self._response(180, headers=headers))
+
+    def early_media(self, headers: dict[str, str] | None = None) -> None:
+        if self.state is LegState.ALERTING and self._server_tx is not None:
+            response = self._response(183, headers=headers)
+            if self._with_answer(response):
+                self._server_tx.respond(response)
+
+    def answer(self, headers: dict[str, str] | None = None) -> None:
+        if self.state is not LegState.ALERTING or self._server_tx is None or self._invite is None:
+            return
+        response = self._response(200, headers=headers)
+        response.headers.set("contact", self.ua.contact_for(self.peer))
+        response.headers.set("allow", self.ua.allow)
+        record_route = self._invite.headers.get_all("record-route")
+        if record_route:
+            response.headers.set("record-route", *record_route)
+        if not self._with_answer(response):
+            return
+        self.dialog = Dialog.as_uas(self._invite, response, self.ua.contact_for(self.peer), self.ua.route_peer(
+            self._invite.headers.get_all("record-route"), self.peer))
+        self.ua.dialog_started(self)
+        self._server_tx.respond(response)
+        self._ok = response.serialize()
+        self._resend_ok(T1)
+        self.state = LegState.CONNECTED
+        self.connected_at = self.ua.clock.monotonic()
+        self._emit(Connected())
+
+    def _resend_ok(self, interval: float, waited: float = 0.0) -> None:
+        """Our 2xx goes again until the ACK (RFC 3261 13.3.1.4); no ACK in 32 s ends the call."""
+        def again() -> None:
+            if self._ok is None or self.state is not LegState.CONNECTED:
+                return
+            if waited + interval >= TIMEOUT:
+                log.info("%s: no ACK for our 200 OK: hanging up", self.id)
+                self.hangup()
+                return
+            self.ua.stack.transports.send(self._ok, self.peer)
+            self._resend_ok(min(interval * 2, T2), waited + interval)
+
+        self._ok_timer = self.ua.clock.call_later(interval, again)
+
+    def on_ack(self, ack: Request) -> None:
+        if self._ok_timer is not None:
+            self._ok_timer.cancel()
+            self._ok_timer = None
+        self._ok = None
+        if ack.body and ack.content_type == "application/sdp" and self._local_sdp is not None:
+            try:  # we offered in the 200 OK (an INVITE without SDP): the answer is in the ACK
+                self.media = offer_answer.apply_answer(self._local_sdp, SessionDescription.parse(ack.body))
+            except (offer_answer.NegotiationError, SipParseError) as exc:
+                log.info("%s: bad answer in ACK: %s", self.id, exc)
+                self.hangup()
+
+    def reject(self, code: int, headers: dict[str, str] | None = None) -> None:
+        if self.state is LegState.ALERTING and self._server_tx is not None:
+            code = code if 300 <= code <= 699 else 486
+            self._server_tx.respond(self._response(code, headers=headers))
+            self._end(Disconnected(code=code, reason=self._server_tx.final.reason if self._server_tx.final else "",
+                                   by_remote=False))
+
+    # Outgoing
+
+    def send_invite(self, invite: Request, offer: SessionDescription) -> None:
+        self._invite = invite
+        self._local_sdp = offer
+        invite.body = offer.serialize()
+        invite.headers.set("content-type", "application/sdp")
+        self._client_tx = self.ua.stack.send_request(invite, self.peer, self._invite_response, self._invite_failed)
+        self._timer = self.ua.clock.call_later(NO_ANSWER_SECONDS, self._no_answer)
+
+    def _no_answer(self) -> None:
+        if self.state is LegState.PROGRESSING:
+            self._cancel()
+            self._end(Failed(408, "Request Timeout"))
+
+    def _invite_failed(self, code: int, reason: str) -> None:
+        self._end(Failed(code, reason))
+
+    def _invite_response(self, response: Response) -> None:
+        status = response.status
+        if status < 200:
+            if status == 100:
+                return
+            self._provisional = True
+            if self._cancel_pending:
+                self._cancel()
+                return
+            if self.state is not LegState.PROGRESSING:
+                return
+            self._emit(Ringing(custom_headers(response)))
+            if response.body and response.content_type == "application/sdp" and self._local_sdp is not None:
+                try:
+                    self.media = offer_answer.apply_answer(self._local_sdp, SessionDescription.parse(response.body))
+                    self._emit(EarlyMedia(custom_headers(response)))
+                except (offer_answer.NegotiationError, SipParseError) as exc:
+                    log.info("%s: bad early-media SDP: %s", self.id, exc)
+            return
+        if status < 300:
+            self._invite_accepted(response)
+            return
+        if status in (401, 407) and self.ua.retry_with_credentials(self, response):
+            return
+        self._end(Failed(status, response.reason, custom_headers(response)))
+
+    def _invite_accepted(self, response: Response) -> None:
+        assert self._invite is not None
+        if self.dialog is not None:  # a retransmitted 2xx: our ACK got lost
+            if self._ack is not None:
+                self.ua.stack.transports.send(self._ack, self.dialog.peer)
+            return
+        try:
+            self.dialog = Dialog.as_uac(self._invite, response, self.ua.contact_for(self.peer),
+                                        self.ua.route_peer(list(reversed(response.headers.get_all("record-route"))),
+                                                           self.peer))
+        except SipParseError as exc:
+            log.info("%s: unusable 2xx: %s", self.id, exc)
+            self._end(Failed(502, "Bad Gateway"))
+            return
+        self.ua.dialog_started(self)
+        ack = self.dialog.request("ACK", seq=self._invite.cseq.seq)
+        self._ack = self.ua.stack.send_ack(ack, self.dialog.peer)
+        if self.state is not LegState.PROGRESSING:  # hung up while the 2xx was on its way
+            self._bye()
+            return
+        try:
+            if self._local_sdp is not None and response.body:
+                self.media = offer_answer.apply_answer(self._local_sdp, SessionDescription.parse(response.body))
+        except (offer_answer.NegotiationError, SipParseError) as exc:
+            log.info("%s: bad SDP answer: %s", self.id, exc)
+            self._bye()
+            self._end(Failed(488, "Not Acceptable Here"))
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self.state = LegState.CONNECTED
+        self.connected_at = self.ua.clock.monotonic()
+        self._emit(Connected(custom_headers(response)))
+
+    def _cancel(self) -> None:
+        """CANCEL our INVITE; before any provisional response it waits for one (RFC 3261 9.1)."""
+        if self._client_tx is None or self._invite is None:
+            return
+        if not self._provisional:
+            self._cancel_pending = True
+            return
+        cancel = Request("CANCEL", self._invite.uri)
+        # CANCEL carries the INVITE's own top Via (same branch), so it is sent without a new one.
+        cancel.headers.set("via", self._invite.headers.get_all("via")[0])
+        for name in ("route", "from", "to", "call-id"):
+            values = self._invite.headers.get_all(name)
+            if values:
+                cancel.headers.set(name, *values)
+        cancel.headers.set("cseq", f"{self._invite.cseq.seq} CANCEL")
+        cancel.headers.set("max-forwards", "70")
+        self.ua.stack.send_request(cancel, self.peer, lambda response: None, lambda code, reason: None)
+
+    # Both directions
+
+    def hangup(self, headers: dict[str, str] | None = None) -> None:
+        if self.state is LegState.ALERTING:
+            self.reject(603, headers)
+        elif self.state is LegState.PROGRESSING:
+            self._cancel()
+            self._end(Failed(487, "Request Terminated"))
+        elif self.state is LegState.CONNECTED:
+            self._bye(headers)
+            self._end(Disconnected(code=200, reason="Normal call clearing", by_remote=False))
+
+    def _bye(self, headers: dict[str, str] | None = None) -> None:
+        if self.dialog is None:
+            return
+        bye = self.dialog.request("BYE")
+        add_headers(bye, headers)
+        self._in_dialog(bye)
+
+    def _in_dialog(self, request: Request, done: Callable[[Response], None] | None = None) -> None:
+        assert self.dialog is not None
+        self.ua.stack.send_request(request, self.dialog.peer, done or (lambda r: None), lambda code, reason: None)
+
+    def send_dtmf(self, digits: str) -> None:
+        for digit in digits:
+            if digit in "0123456789*#ABCDabcd":
+                self.send_info("application/dtmf-relay", f"Signal={digit}\r\nDuration=160\r\n")
+
+    def send_info(self, mime_type: str, body: str, headers: dict[str, str] | None = None) -> None:
+        if self.state is LegState.CONNECTED and self.dialog is not None:
+            info = self.dialog.request("INFO")
+            info.headers.set("content-type", mime_type)
+            info.body = body.encode("utf-8")[:MAX_INFO_BYTES]
+            add_headers(info, headers)
+            self._in_dialog(info)
+
+    def send_message(self, text: str, headers: dict[str, str] | None = None) -> None:
+        if self.state is LegState.CONNECTED and self.dialog is not None:
+            message = self.dialog.request("MESSAGE")
+            message.headers.set("content-type", "text/plain;charset=UTF-8")
+            message.body = text.encode("utf-8")[:MAX_INFO_BYTES]
+            add_headers(message, headers)
+            self._in_dialog(message)
+
+    def transfer(self, target: str, headers: dict[str, str] | None = None) -> None:
+        if self.state is LegState.CONNECTED and self.dialog is not None:
+            refer = self.dialog.request("REFER")
+            refer.headers.set("refer-to", f"<{target}>")
+            refer.headers.set("referred-by", self.dialog.local.serialize())
+            add_headers(refer, headers)
+            self._in_dialog(refer)
+
+    # Requests inside the dialog
+
+    def on_request(self, request: Request, tx: ServerTransaction) -> None:
+        assert self.dialog is not None
+        method = request.method
+        if not self.dialog.accepts(request):
+            tx.respond(self.ua.stack.response(request, 500, "Out Of Order CSeq"))
+            return
+        if method == "BYE":
+            tx.respond(self.ua.stack.response(request, 200))
+            self._end(Disconnected(custom_headers(request), 200, "Normal call clearing", by_remote=True))
+        elif method in ("INVITE", "UPDATE"):
+            self._reoffer(request, tx)
+        elif method == "INFO":
+            tx.respond(self.ua.stack.response(request, 200))
+            self._info(request)
+        elif method == "MESSAGE":
+            tx.respond(self.ua.stack.response(request, 200))
+            self._emit(Message(request.body.decode("utf-8", "replace"), custom_headers(request)))
+        elif method == "REFER":
+            refer_to = request.headers.get("refer-to")
+            if refer_to is None:
+                tx.respond(self.ua.stack.response(request, 400, "Missing Refer-To"))
+                return
+            tx.respond(self.ua.stack.response(request, 202))
+            try:
+                target = str(request.addresses("refer-to")[0].uri)
+            except (SipParseError, IndexError):
+                target = refer_to
+            self._emit(TransferRequested(target, custom_headers(request)))
+        elif method in ("OPTIONS", "NOTIFY"):
+            tx.respond(self.ua.stack.response(request, 200))
+        else:
+            tx.respond(self.ua.stack.response(request, 405))
+
+    def _info(self, request: Request) -> None:
+        text = request.body.decode("utf-8", "replace")
+        if request.content_type in DTMF_INFO_TYPES:
+            for line in text.splitlines():
+                key, _, value = line.partition("=")
+                tone = value.strip() if key.strip().lower() == "signal" else (text.strip() if "=" not in text else "")
+                if tone:
+                    self._emit(Dtmf(tone[:1], "info"))
+                    return
+        self._emit(Info(request.content_type, text, custom_headers(request)))
+
+    def _reoffer(self, request: Request, tx: ServerTransaction) -> None:
+        """A re-INVITE or UPDATE: hold, resume or a new address (RFC 3264 section 8)."""
+        assert self.dialog is not None
+        response = self.ua.stack.response(request, 200)
+        response.headers.set("to", self.dialog.local.serialize())
+        response.headers.set("contact", self.dialog.contact)
+        self.dialog.refresh_target(request)
+        if request.body and request.content_type == "application/sdp":
+            try:
+                offer = SessionDescription.parse(request.body)
+                self._local_sdp, media = self.ua.media_answer(self, offer, previous=self._local_sdp)
+            except (offer_answer.NegotiationError, SipParseError) as exc:
+                log.info("%s: re-offer refused: %s", self.id, exc)
+                tx.respond(self.ua.stack.response(request, 488))
+                return
+            response.body = self._local_sdp.serialize()
+            response.headers.set("content-type", "application/sdp")
+            assert media is not None  # an answer to an offer always agrees on media
+            self.media = media
+            if media.on_hold != self.on_hold:
+                self.on_hold = media.on_hold
+                self._emit(Hold() if self.on_hold else Unhold())
+        elif request.method == "INVITE" and self._local_sdp is not None:
+            response.body = self._local_sdp.serialize()  # offerless re-INVITE: we offer, answer comes in ACK
+            response.headers.set("content-type", "application/sdp")
+        tx.respond(response)

@@ -1,0 +1,243 @@
+"""SIP lines: local users (phones that register here) and trunks, the registrar, and call routing.
+
+This is the user agent's `Directory` and the engine's `Dialer` for SIP. An INVITE from a trunk's
+address belongs to that trunk; any other INVITE must come from a local user who answers a digest
+challenge (unknown users and wrong passwords get the same replies, and the guard locks an account
+name after repeated failures). Accepted calls go to the router, which starts their session.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import secrets
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from appliance.clock import Clock
+from appliance.engine.calls import DialError
+from appliance.legs.leg import Leg, Party
+from appliance.lines.line import LineIdentity, Originate
+from appliance.sip import digest
+from appliance.sip.call import SipCall
+from appliance.sip.errors import SipParseError
+from appliance.sip.guard import SourceGuard
+from appliance.sip.headers import NameAddr
+from appliance.sip.message import Request, Response
+from appliance.sip.transaction import ServerTransaction
+from appliance.sip.transport import Peer
+from appliance.sip.uri import SipUri
+from appliance.sip.useragent import UserAgent
+from appliance.store.sip import SipTrunk, SipUser
+
+log = logging.getLogger(__name__)
+
+DEFAULT_EXPIRES = 3600
+MIN_EXPIRES = 60  # shorter registrations get 423 Interval Too Brief
+MAX_EXPIRES = 7200
+MAX_CONTACTS = 10  # bindings per user
+
+
+@dataclass
+class Binding:
+    contact: NameAddr
+    peer: Peer  # where the REGISTER came from: the phone's address behind NAT
+    expires_at: float
+
+
+@dataclass
+class UserLine:
+    user: SipUser
+    bindings: list[Binding] = field(default_factory=list)
+    kind: str = "sip-user"
+
+    @property
+    def name(self) -> str:
+        return self.user.name
+
+    @property
+    def application_id(self) -> int | None:
+        return self.user.application_id
+
+
+@dataclass
+class TrunkLine:
+    trunk: SipTrunk
+    addresses: set[str] = field(default_factory=set)  # the trunk's IP addresses: its INVITEs are trusted
+    kind: str = "sip-trunk"
+
+    @property
+    def name(self) -> str:
+        return self.trunk.name
+
+    @property
+    def application_id(self) -> int | None:
+        return self.trunk.application_id
+
+
+SipLine = UserLine | TrunkLine
+
+
+class IncomingCalls(Protocol):
+    """Where accepted incoming calls go (the router, which starts their sessions)."""
+
+    def route(self, line: LineIdentity, leg: Leg) -> None: ...
+
+
+class SipLines:
+    def __init__(self, clock: Clock, guard: SourceGuard, realm: str, secret: bytes) -> None:
+        self.clock = clock
+        self.guard = guard
+        self.auth = digest.DigestServer(realm, secret, clock.time)
+        self.users: dict[str, UserLine] = {}
+        self.trunks: dict[str, TrunkLine] = {}
+        self.ua: UserAgent | None = None
+        self.incoming_calls: IncomingCalls | None = None
+
+    def load(self, users: list[SipUser], trunks: list[SipTrunk]) -> None:
+        """Take the lines from the store; registrations of users that remain are kept."""
+        old = self.users
+        self.users = {u.name: UserLine(u, old[u.name].bindings if u.name in old else []) for u in users}
+        self.trunks = {t.name: TrunkLine(t, {t.host} if _is_ip(t.host) else set()) for t in trunks}
+
+    # Directory
+
+    def admit_invite(self, invite: Request, tx: ServerTransaction, peer: Peer) -> object | None:
+        for trunk in self.trunks.values():
+            if peer.host in trunk.addresses:
+                return trunk
+        return self._authenticate(invite, tx, peer)
+
+    def _authenticate(self, request: Request, tx: ServerTransaction, peer: Peer) -> UserLine | None:
+        """The local user who sent `request`, or None after answering 401 or 403."""
+        header = request.headers.get("authorization")
+        if header is None:
+            self._challenge(request, tx, stale=False)
+            return None
+        try:
+            creds = digest.Credentials.parse(header)
+        except SipParseError:
+            tx.respond(self.ua_response(request, 400, "Bad Authorization"))
+            return None
+        name = creds.username
+        line = self.users.get(name)
+        locked = self.guard.accounts.locked(name)
+
+        def lookup(username: str, family: str) -> str | None:
+            if line is None or locked:
+                return None
+            return digest.ha1(username, self.auth.realm, line.user.password, family)
+
+        verdict = self.auth.check(creds, request.method, lookup)
+        if verdict is digest.Verdict.OK and line is not None:
+            self.guard.accounts.succeeded(name)
+            return line
+        if verdict in (digest.Verdict.STALE, digest.Verdict.REPLAY):
+            self._challenge(request, tx, stale=True)
+            return None
+        if verdict is digest.Verdict.WRONG:
+            self.guard.accounts.failed(name, peer.host)
+        tx.respond(self.ua_response(request, 403))
+        return None
+
+    def _challenge(self, request: Request, tx: ServerTransaction, stale: bool) -> None:
+        response = self.ua_response(request, 401)
+        for challenge in self.auth.challenges(stale=stale):
+            response.headers.add("www-authenticate", challenge.serialize())
+        tx.respond(response)
+
+    def ua_response(self, request: Request, status: int, reason: str | None = None) -> Response:
+        assert self.ua is not None
+        response = self.ua.stack.response(request, status, reason)
+        if request.to_addr.tag is None:
+            response.headers.set("to", request.to_addr.with_tag(secrets.token_hex(6)).serialize())
+        return response
+
+    def incoming(self, line: object, call: SipCall) -> None:
+        assert isinstance(line, (UserLine, TrunkLine))
+        if self.incoming_calls is None:
+            call.reject(503)
+            return
+        self.incoming_calls.route(line, call)
+
+    def register(self, request: Request, tx: ServerTransaction, peer: Peer) -> None:
+        """The registrar (RFC 3261 section 10.3): bindings of a local user's contacts."""
+        line = self._authenticate(request, tx, peer)
+        if line is None:
+            return
+        to_user = request.to_addr.uri.user or ""
+        if to_user != line.name:
+            tx.respond(self.ua_response(request, 403, "Forbidden (To is another user)"))
+            return
+        now = self.clock.monotonic()
+        line.bindings = [b for b in line.bindings if b.expires_at > now]
+        default = request.int_header("expires")
+        contacts = request.contacts
+        if any(c.wildcard for c in contacts):
+            if len(contacts) > 1 or default != 0:
+                tx.respond(self.ua_response(request, 400, "Bad Request (Contact: * needs Expires: 0)"))
+                return
+            line.bindings = []
+        for contact in contacts if not any(c.wildcard for c in contacts) else []:
+            expires_text = contact.param("expires")
+            expires = int(expires_text) if expires_text and expires_text.isdigit() else default
+            expires = DEFAULT_EXPIRES if expires is None else expires
+            line.bindings = [b for b in line.bindings if not b.contact.uri.matches(contact.uri)]
+            if expires == 0:
+                continue
+            if expires < MIN_EXPIRES:
+                response = self.ua_response(request, 423)
+                response.headers.set("min-expires", str(MIN_EXPIRES))
+                tx.respond(response)
+                return
+            line.bindings.append(Binding(contact, peer, now + min(expires, MAX_EXPIRES)))
+            line.bindings = line.bindings[-MAX_CONTACTS:]
+        response = self.ua_response(request, 200)
+        for b in line.bindings:
+            response.headers.add("contact", NameAddr(b.contact.uri, None, {"expires": str(int(b.expires_at - now))})
+                                 .serialize())
+        tx.respond(response)
+        if line.bindings:
+            log.info("SIP user %s registered from %s", line.name, peer)
+
+    def retry_with_credentials(self, call: SipCall, response: Response) -> bool:
+        return False  # trunk authentication comes with outbound registration
+
+    # Dialer
+
+    def dial(self, kind: str, to: str, options: Originate, out_proxy: str) -> Leg:
+        assert self.ua is not None
+        caller = Party(options.caller, options.display_name)
+        headers = dict(options.headers)
+        if kind == "user":
+            line = self.users.get(to)
+            now = self.clock.monotonic()
+            live = [b for b in line.bindings if b.expires_at > now] if line is not None else []
+            if not live:
+                raise DialError(480, "Temporarily Unavailable")
+            binding = live[-1]
+            return self.ua.originate(binding.contact.uri, binding.peer, caller, headers)
+        try:
+            target = SipUri.parse(to if to.startswith(("sip:", "sips:", "tel:")) else f"sip:{to}")
+        except SipParseError as exc:
+            raise DialError(404, f"Invalid destination ({exc})") from None
+        trunk = self.trunks.get(target.host)
+        host = trunk.trunk.host if trunk is not None else target.host
+        port = (trunk.trunk.port if trunk is not None else target.port) or 5060
+        transport = trunk.trunk.transport if trunk is not None else target.transport
+        if out_proxy:
+            proxy_host, _, proxy_port = out_proxy.partition(":")
+            host, port = proxy_host, int(proxy_port) if proxy_port.isdigit() else 5060
+        if host == "localhost":
+            host = "127.0.0.1"
+        if not _is_ip(host):
+            raise DialError(404, f"cannot resolve {host}: only IP addresses and trunk names for now")
+        return self.ua.originate(target, Peer(transport, host, port), caller, headers)
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
