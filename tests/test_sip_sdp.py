@@ -145,7 +145,7 @@ BARESIP_IPV6 = sdp("""
     b=AS:64
     a=rtpmap:101 telephone-event/8000
     a=fmtp:101 0-15
-    a=rtcp:10001 IN IP6 2001:db8::10
+    a=rtcp:10003 IN IP6 2001:db8::10
     a=ptime:20
 """)
 
@@ -218,7 +218,7 @@ def test_static_payload_types_without_rtpmap() -> None:
         101: RtpMap(101, "telephone-event", 8000),
     }
     assert media.bandwidths == [Bandwidth("AS", 64)]
-    assert media.rtcp == Rtcp(10001, Connection("IN", "IP6", "2001:db8::10"))
+    assert media.rtcp == Rtcp(10003, Connection("IN", "IP6", "2001:db8::10"))
     assert media.ptime == 20
 
 
@@ -390,6 +390,10 @@ def test_parse_accepts_str_and_serialize_refuses_line_breaks() -> None:
     assert SessionDescription.parse(POLYCOM.decode()).serialize() == POLYCOM
     offer = SessionDescription.parse(POLYCOM)
     offer.session_name = "x\r\nm=video 1 RTP/AVP 0"
+    with pytest.raises(ValueError, match="contains a line break"):
+        offer.serialize()
+    offer.session_name = "-"
+    offer.media[0].attributes.append(Attribute("x-note", "a\nm=video 1 RTP/AVP 0"))
     with pytest.raises(ValueError, match="contains a line break"):
         offer.serialize()
 
@@ -636,6 +640,13 @@ def test_cisco_sendonly_hold_and_ptime() -> None:
     assert media.direction == "recvonly"
 
 
+def test_answer_copies_the_offers_timing() -> None:
+    answer, _ = _answer(POLYCOM.replace(b"t=0 0", b"t=3034423619 0"))
+    assert answer.timings == [Timing(3034423619, 0)]
+    answer, _ = _answer(POLYCOM.replace(b"t=0 0\r\n", b""))
+    assert answer.timings == [Timing(0, 0)]
+
+
 def test_maxptime_caps_ptime() -> None:
     _, media = _answer(ASTERISK_HOLD.replace(b"a=maxptime:150", b"a=maxptime:10"))
     assert media.ptime == 10
@@ -645,7 +656,7 @@ def test_ipv6_answer() -> None:
     answer, media = answer_offer(SessionDescription.parse(BARESIP_IPV6), "2001:db8::1", 30000, session_id=9)
     assert answer.connection == Connection("IN", "IP6", "2001:db8::1")
     assert answer.origin.addrtype == "IP6"
-    assert (media.remote_address, media.remote_port, media.remote_rtcp_port) == ("2001:db8::10", 10000, 10001)
+    assert (media.remote_address, media.remote_port, media.remote_rtcp_port) == ("2001:db8::10", 10000, 10003)
 
 
 def test_srtp_stream_is_rejected_and_plain_one_taken() -> None:
@@ -735,6 +746,7 @@ def test_hold_and_resume_reoffers() -> None:
         "inactive",
         "recvonly",
     )
+    assert hold_offer(reoffer(first, "recvonly")).media[0].direction == "inactive"
 
 
 def test_reoffer_from_our_answer_keeps_rejected_streams() -> None:

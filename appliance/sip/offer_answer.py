@@ -39,7 +39,7 @@ from appliance.sip.sdp import (
 
 DEFAULT_PTIME = 20
 SESSION_NAME = "VoxGate"
-# RFC 4733 §2.5.1.3: events an endpoint supports when its fmtp says nothing.
+# The events a telephone-event receiver supports when its fmtp says nothing (RFC 4733, as RFC 2833).
 DEFAULT_EVENTS = "0-15"
 PROTOS = ("RTP/AVP", "RTP/AVPF")
 
@@ -143,7 +143,7 @@ def make_offer(
     ptime: int = DEFAULT_PTIME,
 ) -> SessionDescription:
     """An initial offer: one RTP/AVP audio stream with `codecs` in their order of preference."""
-    if not any(not codec.is_telephone_event for codec in codecs):
+    if all(codec.is_telephone_event for codec in codecs):
         raise ValueError("an offer needs at least one audio codec besides telephone-event")
     if len({codec.payload_type for codec in codecs}) != len(codecs):
         raise ValueError(f"payload types repeat in {[codec.payload_type for codec in codecs]}")
@@ -305,7 +305,7 @@ def apply_answer(
     """What an answer to our `offer` agrees on; NegotiationError if it does not fit the offer.
 
     We send with the first format of the answer that we offered (RFC 3264 §7 SHOULD), with the
-    answer's payload type numbers, since those are what the answerer expects to receive (§5.1).
+    answer's payload type numbers, since those are what the answerer expects to receive (§6.1).
     """
     if len(answer.media) != len(offer.media):
         raise NegotiationError(f"answer has {len(answer.media)} m= lines, the offer had {len(offer.media)}")
@@ -355,6 +355,6 @@ def _reoffer(previous: SessionDescription, change: Callable[[Direction], Directi
     offer = copy.deepcopy(previous)
     offer.origin = dataclasses.replace(offer.origin, version=offer.origin.version + 1)
     for media in offer.media:
-        if media.port != 0:  # a rejected stream stays rejected, with no attributes (RFC 3264 §8.2)
+        if media.port != 0:  # a rejected stream stays rejected (RFC 3264 §8.2) and needs no direction
             media.set_direction(change(offer.media_direction(media)))
     return offer

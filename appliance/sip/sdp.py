@@ -393,7 +393,8 @@ class SessionDescription(_Section):
     def parse(cls, data: bytes | str) -> SessionDescription:
         """Parse a body; SipParseError names the line at fault. For str, the size limit counts characters."""
         if len(data) > MAX_SDP_BYTES:
-            raise SipParseError(f"SDP body is {len(data)} bytes, more than the {MAX_SDP_BYTES} accepted")
+            unit = "bytes" if isinstance(data, bytes) else "characters"
+            raise SipParseError(f"SDP body is {len(data)} {unit}, more than the {MAX_SDP_BYTES} accepted")
         if isinstance(data, bytes):
             try:
                 data = data.decode("utf-8")
