@@ -124,6 +124,9 @@ class ClientTransaction(Transaction):
                 self.state = State.PROCEEDING
                 if self.invite:
                     self._stop_retransmit()
+                    if self._timeout is not None:  # timer B guards only the Calling state (17.1.1.2)
+                        self._timeout.cancel()
+                        self._timeout = None
                 elif self._retransmit is not None:  # timer E goes on at T2
                     self._stop_retransmit()
                     self._retransmit_every(T2, self.request.serialize(), T2)
