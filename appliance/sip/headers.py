@@ -249,7 +249,8 @@ class CSeq:
     def parse(cls, text: str) -> CSeq:
         number, _, method = text.strip().partition(" ")
         method = method.strip()
-        if not number.isdigit() or len(number) > 10 or int(number) >= 2**31 or not _METHOD.match(method):
+        digits = number.isascii() and number.isdigit() and len(number) <= 10
+        if not digits or int(number) >= 2**31 or not _METHOD.match(method):
             raise SipParseError(f"CSeq: expected 'number METHOD', got {text[:80]!r}")
         return cls(int(number), method)
 

@@ -165,7 +165,7 @@ class SipMessage:
         if value is None:
             return None
         value = value.strip()
-        if not value.isdigit() or len(value) > 10:
+        if not (value.isascii() and value.isdigit()) or len(value) > 10:
             raise SipParseError(f"{canonical(name)}: expected a number, got {value[:40]!r}")
         return int(value)
 
@@ -249,7 +249,7 @@ def _start(line: str) -> SipMessage:
         code, _, reason = rest.partition(" ")
         if version != "SIP/2.0":
             raise SipParseError(f"unsupported version {version[:20]!r}")
-        if len(code) != 3 or not code.isdigit() or not 100 <= int(code) <= 699:
+        if len(code) != 3 or not (code.isascii() and code.isdigit()) or not 100 <= int(code) <= 699:
             raise SipParseError(f"bad status code in {line[:80]!r}")
         return Response(int(code), reason)
     parts = line.split(" ")
@@ -304,7 +304,7 @@ def parse_message(data: bytes) -> Request | Response:
     length = message.headers.get("content-length")
     if length is not None:
         length = length.strip()
-        if not length.isdigit() or len(length) > 10:
+        if not (length.isascii() and length.isdigit()) or len(length) > 10:
             raise BadMessage(f"Content-Length: expected a number, got {length[:40]!r}", message)
         size = int(length)
         if size > len(rest):
@@ -328,7 +328,8 @@ def _check(message: SipMessage) -> None:
             raise BadMessage(f"more than one {canonical(name)} header", message)
     try:
         cseq = message.cseq
-        message.top_via  # noqa: B018 (parsed to check it)
+        message.vias  # noqa: B018 (all parsed to check them, not just the top one: RFC 4475 badinv01)
+        message.contacts  # noqa: B018 (RFC 4475 regbadct: an addr-spec with '?' must be in <...>)
         from_addr, to_addr = message.from_addr, message.to_addr
         message.int_header("max-forwards")
         message.int_header("expires")

@@ -68,7 +68,7 @@ def split_hostport(text: str, where: str) -> tuple[str, int | None]:
         port_text = port_text_ if colon else None
     port = None
     if port_text is not None:
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
             raise SipParseError(f"{where}: bad port in {text!r}")
         port = int(port_text)
     return parse_host(host_text, where), port
@@ -97,12 +97,15 @@ class SipUri:
             if not number:
                 raise SipParseError(f"tel URI without a number: {text!r}")
             return cls("tel", user=unquote(number), params=_split_params(params, "tel URI"))
-        rest, _, header_text = rest.partition("?")
-        userinfo, at, hostpart = rest.rpartition("@")
-        if not at:
-            userinfo, hostpart = "", rest
+        # The user part may hold '?' and ';' unescaped (RFC 4475 intmeth, semiuri) but no '@' ever does,
+        # so the last '@' ends it; when '@' comes before the first '?', that is the usual case.
+        at = rest.partition("?")[0].rfind("@")
+        if at < 0:
+            at = rest.rfind("@")
+        userinfo, hostpart = (rest[:at], rest[at + 1 :]) if at >= 0 else ("", rest)
+        hostpart, _, header_text = hostpart.partition("?")
         user = password = None
-        if at:
+        if at >= 0:
             user_text, pcolon, pw = userinfo.partition(":")
             if not user_text:
                 raise SipParseError(f"empty user part in {text!r}")
