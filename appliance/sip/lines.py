@@ -8,7 +8,6 @@ name after repeated failures). Accepted calls go to the router, which starts the
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import secrets
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from appliance.sip.guard import SourceGuard
 from appliance.sip.headers import NameAddr
 from appliance.sip.message import Request, Response
 from appliance.sip.transaction import ServerTransaction
-from appliance.sip.transport import Peer
+from appliance.sip.transport import Peer, is_ip
 from appliance.sip.uri import SipUri
 from appliance.sip.useragent import UserAgent
 from appliance.store.sip import SipTrunk, SipUser
@@ -98,7 +97,7 @@ class SipLines:
         """Take the lines from the store; registrations of users that remain are kept."""
         old = self.users
         self.users = {u.name: UserLine(u, old[u.name].bindings if u.name in old else []) for u in users}
-        self.trunks = {t.name: TrunkLine(t, {t.host} if _is_ip(t.host) else set()) for t in trunks}
+        self.trunks = {t.name: TrunkLine(t, {t.host} if is_ip(t.host) else set()) for t in trunks}
 
     # Directory
 
@@ -230,14 +229,7 @@ class SipLines:
             host, port = proxy_host, int(proxy_port) if proxy_port.isdigit() else 5060
         if host == "localhost":
             host = "127.0.0.1"
-        if not _is_ip(host):
+        if not is_ip(host):
             raise DialError(404, f"cannot resolve {host}: only IP addresses and trunk names for now")
         return self.ua.originate(target, Peer(transport, host, port), caller, headers)
 
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True

@@ -46,6 +46,14 @@ class Peer:
 Receiver = Callable[[bytes, Peer, "StreamConnection | None"], None]
 
 
+def is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def family_of(host: str) -> int:
     return socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
 

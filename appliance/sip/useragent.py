@@ -8,7 +8,6 @@ Requests inside a dialog go to their call. Follow an incoming call from here:
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from typing import Protocol
 
@@ -24,7 +23,7 @@ from appliance.sip.message import Request, Response
 from appliance.sip.sdp import SessionDescription
 from appliance.sip.stack import ALLOW, SipStack, new_tag
 from appliance.sip.transaction import ServerTransaction
-from appliance.sip.transport import Peer
+from appliance.sip.transport import Peer, is_ip
 from appliance.sip.uri import SipUri
 
 log = logging.getLogger(__name__)
@@ -130,7 +129,7 @@ class UserAgent:
             return default
         transport = uri.transport
         port = uri.port or (5061 if transport == "tls" else 5060)
-        if not _is_ip(uri.host):
+        if not is_ip(uri.host):
             return default  # a named proxy: the one we talk to already
         return Peer(transport, uri.host, port)
 
@@ -198,10 +197,3 @@ class UserAgent:
             if call.state is not LegState.TERMINATED:
                 call.hangup()
 
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
