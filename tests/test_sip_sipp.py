@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 from pathlib import Path
 
@@ -141,3 +142,27 @@ async def test_scenario_calls_sipp_uas(tmp_path: Path) -> None:
         assert await async_wait_until(lambda: not _running(pid), 15), "sipp uas did not finish its call"
     finally:
         _stop(pid)
+
+
+def test_garbage_and_malformed_requests_do_not_stop_the_stack(tmp_path: Path) -> None:
+    data = _with_local_trunk(tmp_path / "data")
+    with running_daemon(data, voxfiles=_voxfiles(tmp_path / "vox", ANSWER)) as daemon:
+        bad_cseq = (
+            b"OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKbad\r\n"
+            b"From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:x@127.0.0.1>\r\nCall-ID: bad@x\r\n"
+            b"CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+        )
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(5)
+            sock.bind((HOST, 0))
+            for junk in (b"\x00" * 3000, b"INVITE\r\n\r\n", b"SIP/2.0 999 x\r\n\r\n", os.urandom(1400)):
+                sock.sendto(junk, (HOST, daemon.sip_port))
+            sock.sendto(bad_cseq.replace(b"127.0.0.1:9", f"{HOST}:{sock.getsockname()[1]}".encode()),
+                        (HOST, daemon.sip_port))
+            reply = sock.recv(65535)
+        assert reply.startswith(b"SIP/2.0 400 "), reply[:200]
+        assert b"CSeq method INVITE does not match" in reply
+        result = _sipp("-sn", "uac", f"{HOST}:{daemon.sip_port}", "-s", "service", "-m", "1",
+                       "-p", str(free_port()), cwd=tmp_path)
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+        assert "Traceback" not in daemon.stderr_text()
