@@ -6,46 +6,34 @@ password), runs sipp to completion with bounded time, and reads what the scenari
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
-import shutil
-import signal
 import socket
-import subprocess
 from pathlib import Path
 
 import pytest
 from daemon_helpers import (
     HOST,
-    Daemon,
     async_wait_until,
     client_session,
     create_api_key,
     free_port,
-    read_text,
     running_daemon,
     start_scenarios,
     wait_until,
 )
+from sip_helpers import (
+    ANSWER,
+    SIPP,
+    log_lines,
+    running,
+    sipp,
+    sipp_in_background,
+    stop_pid,
+    voxfiles,
+    with_local_trunk,
+)
 
-from appliance.store.db import Database
-from appliance.store.sip import SipLineStore
-
-SIPP = shutil.which("sipp")
 pytestmark = pytest.mark.skipif(SIPP is None, reason="sipp (Debian sip-tester) is installed by `make test`")
-
-ANSWER = """
-VoxEngine.addEventListener(AppEvents.CallAlerting, (e) => {
-  Logger.write("alerting " + e.callerid + " -> " + e.destination + " " + e.call.state());
-  e.call.addEventListener(CallEvents.Connected, () => Logger.write("connected " + e.call.state()));
-  e.call.addEventListener(CallEvents.Disconnected, (d) => {
-    Logger.write("disconnected " + d.internalCode + " " + e.call.state());
-    VoxEngine.terminate();
-  });
-  e.call.answer();
-});
-"""
 
 DIAL = """
 VoxEngine.addEventListener(AppEvents.Started, () => {
@@ -59,94 +47,41 @@ VoxEngine.addEventListener(AppEvents.Started, () => {
 """
 
 
-def _voxfiles(root: Path, script: str) -> Path:
-    (root / "applications" / "t").mkdir(parents=True)
-    (root / "scenarios" / "src").mkdir(parents=True)
-    (root / "applications" / "t" / "application.config.json").write_text(json.dumps({"applicationName": "t"}))
-    rules = [{"ruleName": "in", "rulePattern": ".*", "scenarios": ["main"]}]
-    (root / "applications" / "t" / "rules.config.json").write_text(json.dumps(rules))
-    (root / "scenarios" / "src" / "main.voxengine.js").write_text(script)
-    return root
-
-
-def _with_local_trunk(data_dir: Path) -> Path:
-    data_dir.mkdir(parents=True)
-    db = Database(data_dir / "voxgate.db")
-    try:
-        SipLineStore(db).add_trunk("local", HOST)
-    finally:
-        db.close()
-    return data_dir
-
-
-def _sipp(*args: str, cwd: Path, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
-    assert SIPP is not None
-    return subprocess.run(
-        [SIPP, *args, "-i", HOST, "-nostdin", "-timeout", "20", "-timeout_error", "-trace_err"],
-        cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False,
-    )
-
-
-def _log_lines(daemon: Daemon, session_id: int = 1) -> list[str]:
-    text = read_text(daemon.session_log(session_id)) if daemon.session_log(session_id).exists() else ""
-    return [line.split(" ", 2)[2] for line in text.splitlines() if line.count(" ") >= 2]
-
-
 def test_sipp_uac_call_is_answered_by_the_scenario(tmp_path: Path) -> None:
-    data = _with_local_trunk(tmp_path / "data")
-    with running_daemon(data, voxfiles=_voxfiles(tmp_path / "vox", ANSWER)) as daemon:
-        result = _sipp("-sn", "uac", f"{HOST}:{daemon.sip_port}", "-s", "service", "-m", "3", "-l", "1",
+    data = with_local_trunk(tmp_path / "data")
+    with running_daemon(data, voxfiles=voxfiles(tmp_path / "vox", ANSWER)) as daemon:
+        result = sipp("-sn", "uac", f"{HOST}:{daemon.sip_port}", "-s", "service", "-m", "3", "-l", "1",
                        "-p", str(free_port()), cwd=tmp_path)
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-        assert wait_until(lambda: "engine: session ended: Normal termination" in _log_lines(daemon, 3), 10)
+        assert wait_until(lambda: "engine: session ended: Normal termination" in log_lines(daemon, 3), 10)
         for session in (1, 2, 3):
-            assert _log_lines(daemon, session)[:3] == [
+            assert log_lines(daemon, session)[:3] == [
                 "alerting sipp -> service ALERTING", "connected CONNECTED", "disconnected 200 TERMINATED",
-            ], _log_lines(daemon, session)
-
-
-def _uas_in_background(port: int, cwd: Path) -> int:
-    """sipp's built-in uas for one call, in the background (-bg); its PID."""
-    result = subprocess.run(
-        [str(SIPP), "-sn", "uas", "-i", HOST, "-p", str(port), "-m", "1", "-nostdin", "-timeout", "20",
-         "-timeout_error", "-bg"],
-        cwd=cwd, capture_output=True, text=True, timeout=10, check=False,
-    )
-    assert "PID=[" in result.stdout, result.stdout + result.stderr  # the parent's exit status means nothing
-    return int(result.stdout.split("PID=[")[1].split("]")[0])
-
-
-def _running(pid: int) -> bool:
-    return Path(f"/proc/{pid}").exists()
-
-
-def _stop(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
+            ], log_lines(daemon, session)
 
 
 async def test_scenario_calls_sipp_uas(tmp_path: Path) -> None:
     uas_port = free_port()
-    pid = _uas_in_background(uas_port, tmp_path)
+    pid = sipp_in_background("-sn", "uas", "-p", str(uas_port), "-m", "1", cwd=tmp_path)
     try:
         data = tmp_path / "data"
         data.mkdir()
         key = create_api_key(data)
-        vox = _voxfiles(tmp_path / "vox", DIAL.replace("TARGET_PORT", str(uas_port)))
+        vox = voxfiles(tmp_path / "vox", DIAL.replace("TARGET_PORT", str(uas_port)))
         with running_daemon(data, voxfiles=vox) as daemon:
             async with client_session() as client:
                 await start_scenarios(client, daemon, key, "in")
             assert await async_wait_until(
-                lambda: "engine: session ended: Normal termination" in _log_lines(daemon), 15), _log_lines(daemon)
-            assert _log_lines(daemon)[:4] == ["dialling PROGRESSING", "ringing", "connected", "disconnected"]
-        assert await async_wait_until(lambda: not _running(pid), 15), "sipp uas did not finish its call"
+                lambda: "engine: session ended: Normal termination" in log_lines(daemon), 15), log_lines(daemon)
+            assert log_lines(daemon)[:4] == ["dialling PROGRESSING", "ringing", "connected", "disconnected"]
+        assert await async_wait_until(lambda: not running(pid), 15), "sipp uas did not finish its call"
     finally:
-        _stop(pid)
+        stop_pid(pid)
 
 
 def test_garbage_and_malformed_requests_do_not_stop_the_stack(tmp_path: Path) -> None:
-    data = _with_local_trunk(tmp_path / "data")
-    with running_daemon(data, voxfiles=_voxfiles(tmp_path / "vox", ANSWER)) as daemon:
+    data = with_local_trunk(tmp_path / "data")
+    with running_daemon(data, voxfiles=voxfiles(tmp_path / "vox", ANSWER)) as daemon:
         bad_cseq = (
             b"OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKbad\r\n"
             b"From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:x@127.0.0.1>\r\nCall-ID: bad@x\r\n"
@@ -162,7 +97,7 @@ def test_garbage_and_malformed_requests_do_not_stop_the_stack(tmp_path: Path) ->
             reply = sock.recv(65535)
         assert reply.startswith(b"SIP/2.0 400 "), reply[:200]
         assert b"CSeq method INVITE does not match" in reply
-        result = _sipp("-sn", "uac", f"{HOST}:{daemon.sip_port}", "-s", "service", "-m", "1",
+        result = sipp("-sn", "uac", f"{HOST}:{daemon.sip_port}", "-s", "service", "-m", "1",
                        "-p", str(free_port()), cwd=tmp_path)
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
         assert "Traceback" not in daemon.stderr_text()

@@ -1,0 +1,104 @@
+"""What the SIP tests share: voxfiles with one scenario, lines in the store, sipp runs, session logs."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+from daemon_helpers import HOST, Daemon, read_text
+
+from appliance.store.db import Database
+from appliance.store.sip import SipLineStore
+
+SIPP = shutil.which("sipp")
+
+ANSWER = """
+VoxEngine.addEventListener(AppEvents.CallAlerting, (e) => {
+  Logger.write("alerting " + e.callerid + " -> " + e.destination + " " + e.call.state());
+  e.call.addEventListener(CallEvents.Connected, () => Logger.write("connected " + e.call.state()));
+  e.call.addEventListener(CallEvents.Disconnected, (d) => {
+    Logger.write("disconnected " + d.internalCode + " " + e.call.state());
+    VoxEngine.terminate();
+  });
+  e.call.answer();
+});
+"""
+
+
+def voxfiles(root: Path, script: str) -> Path:
+    """A voxengine-ci folder: application `t`, rule `in` (every number) running `script`."""
+    (root / "applications" / "t").mkdir(parents=True)
+    (root / "scenarios" / "src").mkdir(parents=True)
+    (root / "applications" / "t" / "application.config.json").write_text(json.dumps({"applicationName": "t"}))
+    rules = [{"ruleName": "in", "rulePattern": ".*", "scenarios": ["main"]}]
+    (root / "applications" / "t" / "rules.config.json").write_text(json.dumps(rules))
+    (root / "scenarios" / "src" / "main.voxengine.js").write_text(script)
+    return root
+
+
+@contextlib.contextmanager
+def store_lines(data_dir: Path) -> Iterator[SipLineStore]:
+    """The SIP lines of a data directory not yet used by a daemon (made if missing), to add users and trunks."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(data_dir / "voxgate.db")
+    try:
+        yield SipLineStore(db)
+    finally:
+        db.close()
+
+
+def with_local_trunk(data_dir: Path) -> Path:
+    """A data directory with a trunk at 127.0.0.1, so calls from sipp need no password."""
+    with store_lines(data_dir) as lines:
+        lines.add_trunk("local", HOST)
+    return data_dir
+
+
+def sim_user_password(daemon: Daemon) -> str:
+    """The password of the simulated phone `100`, which the daemon prints when it starts."""
+    found = re.search(r"SIP user 100, password (\S+)", daemon.stderr_text())
+    assert found is not None, daemon.stderr_text()
+    return found.group(1)
+
+
+def sipp(*args: str, cwd: Path, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+    """Run sipp to completion on 127.0.0.1 (it gives up by itself after 20 s)."""
+    assert SIPP is not None
+    return subprocess.run(
+        [SIPP, *args, "-i", HOST, "-nostdin", "-timeout", "20", "-timeout_error", "-trace_err"],
+        cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False,
+    )
+
+
+def sipp_in_background(*args: str, cwd: Path) -> int:
+    """sipp started with -bg; its PID (the parent's exit status means nothing)."""
+    assert SIPP is not None
+    result = subprocess.run(
+        [SIPP, *args, "-i", HOST, "-nostdin", "-timeout", "20", "-timeout_error", "-bg"],
+        cwd=cwd, capture_output=True, text=True, timeout=10, check=False,
+    )
+    assert "PID=[" in result.stdout, result.stdout + result.stderr
+    return int(result.stdout.split("PID=[")[1].split("]")[0])
+
+
+def running(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists()
+
+
+def stop_pid(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+
+
+def log_lines(daemon: Daemon, session_id: int = 1) -> list[str]:
+    """What session `session_id` logged, without the time stamps."""
+    path = daemon.session_log(session_id)
+    text = read_text(path) if path.exists() else ""
+    return [line.split(" ", 2)[2] for line in text.splitlines() if line.count(" ") >= 2]
