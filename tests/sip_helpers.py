@@ -68,20 +68,20 @@ def sim_user_password(daemon: Daemon) -> str:
     return found.group(1)
 
 
-def sipp(*args: str, cwd: Path, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
-    """Run sipp to completion on 127.0.0.1 (it gives up by itself after 20 s)."""
+def sipp(*args: str, cwd: Path, timeout: float = 30.0, host: str = HOST) -> subprocess.CompletedProcess[str]:
+    """Run sipp to completion on `host` (127.0.0.1 unless told; it gives up by itself after 20 s)."""
     assert SIPP is not None
     return subprocess.run(
-        [SIPP, *args, "-i", HOST, "-nostdin", "-timeout", "20", "-timeout_error", "-trace_err"],
+        [SIPP, *args, "-i", host, "-nostdin", "-timeout", "20", "-timeout_error", "-trace_err"],
         cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False,
     )
 
 
-def sipp_in_background(*args: str, cwd: Path) -> int:
-    """sipp started with -bg; its PID (the parent's exit status means nothing)."""
+def sipp_in_background(*args: str, cwd: Path, host: str = HOST) -> int:
+    """sipp started with -bg on `host` (127.0.0.1 unless told); its PID (the parent's exit status means nothing)."""
     assert SIPP is not None
     result = subprocess.run(
-        [SIPP, *args, "-i", HOST, "-nostdin", "-timeout", "20", "-timeout_error", "-bg"],
+        [SIPP, *args, "-i", host, "-nostdin", "-timeout", "20", "-timeout_error", "-bg"],
         cwd=cwd, capture_output=True, text=True, timeout=10, check=False,
     )
     assert "PID=[" in result.stdout, result.stdout + result.stderr

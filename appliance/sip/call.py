@@ -32,6 +32,7 @@ from appliance.legs.leg import (
     new_leg_id,
 )
 from appliance.sip import offer_answer
+from appliance.sip.account import Account
 from appliance.sip.dialog import Dialog
 from appliance.sip.errors import SipParseError
 from appliance.sip.headers import NameAddr
@@ -98,6 +99,8 @@ class SipCall:
         self._cancel_pending = False
         self._provisional = False
         self._local_to: NameAddr | None = None
+        self.account: Account | None = None  # answers the 401/407 our INVITE may draw
+        self.alternates: list[Peer] = []  # where else the INVITE may go if `peer` does not answer (RFC 3263 4.3)
 
     # Events
 
@@ -239,12 +242,20 @@ class SipCall:
     # Outgoing
 
     def send_invite(self, invite: Request, offer: SessionDescription) -> None:
-        self._invite = invite
         self._local_sdp = offer
         invite.body = offer.serialize()
         invite.headers.set("content-type", "application/sdp")
-        self._client_tx = self.ua.stack.send_request(invite, self.peer, self._invite_response, self._invite_failed)
+        self._send(invite)
         self._timer = self.ua.clock.call_later(NO_ANSWER_SECONDS, self._no_answer)
+
+    def _send(self, invite: Request) -> None:
+        self._invite = invite
+        self._client_tx = self.ua.stack.send_request(invite, self.peer, self._invite_response, self._invite_failed)
+
+    def abandon(self, code: int, reason: str) -> None:
+        """The call fails before its INVITE could be sent (its destination did not resolve)."""
+        if self.state is LegState.PROGRESSING and self._invite is None:
+            self._end(Failed(code, reason))
 
     def _no_answer(self) -> None:
         if self.state is LegState.PROGRESSING:
@@ -252,6 +263,14 @@ class SipCall:
             self._end(Failed(408, "Request Timeout"))
 
     def _invite_failed(self, code: int, reason: str) -> None:
+        retry = self.alternates and not self._provisional and self.state is LegState.PROGRESSING
+        if retry and self._invite is not None:
+            self.peer = self.alternates.pop(0)
+            log.info("%s: %s %s: trying %s", self.id, code, reason, self.peer)
+            again = Request("INVITE", self._invite.uri, self._invite.headers.copy(), self._invite.body)
+            again.headers.set("via")
+            self._send(again)
+            return
         self._end(Failed(code, reason))
 
     def _invite_response(self, response: Response) -> None:
@@ -276,8 +295,11 @@ class SipCall:
         if status < 300:
             self._invite_accepted(response)
             return
-        if status in (401, 407) and self.ua.retry_with_credentials(self, response):
-            return
+        if status in (401, 407) and self.account is not None and self._invite is not None:
+            again = self.account.retry(self._invite, response)
+            if again is not None and self.state is LegState.PROGRESSING:
+                self._send(again)
+                return
         self._end(Failed(status, response.reason, custom_headers(response)))
 
     def _invite_accepted(self, response: Response) -> None:

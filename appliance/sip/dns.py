@@ -49,6 +49,12 @@ import dns.resolver
 from appliance.sip.errors import SipError
 
 Transport = Literal["udp", "tcp", "tls"]
+TRANSPORTS: tuple[Transport, ...] = ("udp", "tcp", "tls")
+
+
+def as_transport(name: str | None) -> Transport | None:
+    """A URI's transport parameter as the resolver takes it; None for none or one we do not speak."""
+    return next((t for t in TRANSPORTS if t == (name or "").lower()), None)
 
 SIP_PORT = 5060
 SIPS_PORT = 5061

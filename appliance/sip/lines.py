@@ -8,6 +8,7 @@ name after repeated failures). Accepted calls go to the router, which starts the
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from dataclasses import dataclass, field
@@ -18,13 +19,16 @@ from appliance.engine.calls import DialError
 from appliance.legs.leg import Leg, Party
 from appliance.lines.line import LineIdentity, Originate
 from appliance.sip import digest
+from appliance.sip.account import Account
 from appliance.sip.call import SipCall
+from appliance.sip.dns import DnsError, SipResolver, as_transport
 from appliance.sip.errors import SipParseError
 from appliance.sip.guard import SourceGuard
 from appliance.sip.headers import NameAddr
 from appliance.sip.message import Request, Response
 from appliance.sip.transaction import ServerTransaction
 from appliance.sip.transport import Peer, is_ip
+from appliance.sip.trunk import TrunkLine
 from appliance.sip.uri import SipUri
 from appliance.sip.useragent import UserAgent
 from appliance.store.sip import SipTrunk, SipUser
@@ -59,21 +63,6 @@ class UserLine:
         return self.user.application_id
 
 
-@dataclass
-class TrunkLine:
-    trunk: SipTrunk
-    addresses: set[str] = field(default_factory=set)  # the trunk's IP addresses: its INVITEs are trusted
-    kind: str = "sip-trunk"
-
-    @property
-    def name(self) -> str:
-        return self.trunk.name
-
-    @property
-    def application_id(self) -> int | None:
-        return self.trunk.application_id
-
-
 SipLine = UserLine | TrunkLine
 
 
@@ -84,27 +73,46 @@ class IncomingCalls(Protocol):
 
 
 class SipLines:
-    def __init__(self, clock: Clock, guard: SourceGuard, realm: str, secret: bytes) -> None:
+    def __init__(self, clock: Clock, guard: SourceGuard, realm: str, secret: bytes, resolver: SipResolver) -> None:
         self.clock = clock
         self.guard = guard
+        self.resolver = resolver
         self.auth = digest.DigestServer(realm, secret, clock.time)
         self.users: dict[str, UserLine] = {}
         self.trunks: dict[str, TrunkLine] = {}
         self.ua: UserAgent | None = None
         self.incoming_calls: IncomingCalls | None = None
+        self._resolving: set[asyncio.Task[None]] = set()
 
     def load(self, users: list[SipUser], trunks: list[SipTrunk]) -> None:
-        """Take the lines from the store; registrations of users that remain are kept."""
+        """Take the lines from the store: registrations of users that remain are kept, and trunks whose
+        settings did not change go on as they are; the others stop (unregister) and start anew."""
+        assert self.ua is not None
         old = self.users
         self.users = {u.name: UserLine(u, old[u.name].bindings if u.name in old else []) for u in users}
-        self.trunks = {t.name: TrunkLine(t, {t.host} if is_ip(t.host) else set()) for t in trunks}
+        running, self.trunks = self.trunks, {}
+        for trunk in trunks:
+            line = running.pop(trunk.name, None)
+            if line is None or line.trunk != trunk:
+                if line is not None:
+                    line.stop()
+                line = TrunkLine(trunk, self.ua, self.resolver)
+                line.start()
+            self.trunks[trunk.name] = line
+        for line in running.values():
+            line.stop()
+
+    def stop(self) -> None:
+        for line in self.trunks.values():
+            line.stop()
 
     # Directory
 
     def admit_invite(self, invite: Request, tx: ServerTransaction, peer: Peer) -> object | None:
-        for trunk in self.trunks.values():
-            if peer.host in trunk.addresses:
-                return trunk
+        """A trunk's call (by its source address; the port decides between trunks on one host), else a user's."""
+        from_host = [t for t in self.trunks.values() if peer.host in t.addresses]
+        if from_host:
+            return next((t for t in from_host if peer.port in {p.port for p in t.targets}), from_host[0])
         return self._authenticate(invite, tx, peer)
 
     def _authenticate(self, request: Request, tx: ServerTransaction, peer: Peer) -> UserLine | None:
@@ -154,6 +162,9 @@ class SipLines:
 
     def incoming(self, line: object, call: SipCall) -> None:
         assert isinstance(line, (UserLine, TrunkLine))
+        if isinstance(line, TrunkLine) and line.trunk.register and call.callee.number == line.trunk.username:
+            # A call to our registration's Contact: the number dialled (the DID) is in To.
+            call.callee = Party(_user_of(call.callee.uri) or call.callee.number, "", call.callee.uri)
         if self.incoming_calls is None:
             call.reject(503)
             return
@@ -199,15 +210,15 @@ class SipLines:
         if line.bindings:
             log.info("SIP user %s registered from %s", line.name, peer)
 
-    def retry_with_credentials(self, call: SipCall, response: Response) -> bool:
-        return False  # trunk authentication comes with outbound registration
-
     # Dialer
 
     def dial(self, kind: str, to: str, options: Originate, out_proxy: str) -> Leg:
+        """An outgoing call: to a local user's phone, through a trunk (`sip:NUMBER@TRUNK-NAME`), or to any
+        SIP URI; `out_proxy` (host[:port]) receives the INVITE instead of the URI's host."""
         assert self.ua is not None
         caller = Party(options.caller, options.display_name)
         headers = dict(options.headers)
+        account = Account(options.auth_user or options.caller, options.password) if options.password else None
         if kind == "user":
             line = self.users.get(to)
             now = self.clock.monotonic()
@@ -215,21 +226,50 @@ class SipLines:
             if not live:
                 raise DialError(480, "Temporarily Unavailable")
             binding = live[-1]
-            return self.ua.originate(binding.contact.uri, binding.peer, caller, headers)
+            return self.ua.originate(binding.contact.uri, caller, headers, account, [binding.peer])
         try:
             target = SipUri.parse(to if to.startswith(("sip:", "sips:", "tel:")) else f"sip:{to}")
+            proxy = SipUri.parse(f"sip:{out_proxy}") if out_proxy else None
         except SipParseError as exc:
             raise DialError(404, f"Invalid destination ({exc})") from None
         trunk = self.trunks.get(target.host)
-        host = trunk.trunk.host if trunk is not None else target.host
-        port = (trunk.trunk.port if trunk is not None else target.port) or 5060
-        transport = trunk.trunk.transport if trunk is not None else target.transport
-        if out_proxy:
-            proxy_host, _, proxy_port = out_proxy.partition(":")
-            host, port = proxy_host, int(proxy_port) if proxy_port.isdigit() else 5060
-        if host == "localhost":
-            host = "127.0.0.1"
-        if not is_ip(host):
-            raise DialError(404, f"cannot resolve {host}: only IP addresses and trunk names for now")
-        return self.ua.originate(target, Peer(transport, host, port), caller, headers)
+        if trunk is not None and proxy is None:
+            target = SipUri(target.scheme, target.user, trunk.domain, trunk.trunk.port, target.params)
+            if not trunk.targets:
+                raise DialError(503, f"Service Unavailable (trunk {trunk.name} is not resolved yet)")
+            return self.ua.originate(target, caller, headers, account or trunk.account, trunk.via(), trunk.domain)
+        where = proxy or target
+        host = "127.0.0.1" if where.host == "localhost" else where.host
+        if is_ip(host):
+            peer = Peer(where.transport, host, where.port or (5061 if where.transport == "tls" else 5060))
+            return self.ua.originate(target, caller, headers, account, [peer])
+        call = self.ua.originate(target, caller, headers, account)
+        self._resolve_then_invite(call, where)
+        return call
 
+    def _resolve_then_invite(self, call: SipCall, where: SipUri) -> None:
+        """Send a call's INVITE once the destination's name resolves (RFC 3263), or fail the call."""
+        assert self.ua is not None
+        ua = self.ua
+
+        async def resolve() -> None:
+            transport = where.transport if "transport" in where.params else None
+            try:
+                found = await self.resolver.resolve(where.host, where.port, as_transport(transport),
+                                                    secure=where.scheme == "sips")
+            except DnsError as exc:
+                log.info("%s: %s", call.id, exc)
+                call.abandon(404, "Not Found (the destination's host does not resolve)")
+                return
+            ua.send_invite(call, [Peer(t.transport, t.host, t.port) for t in found])
+
+        task = asyncio.get_running_loop().create_task(resolve())
+        self._resolving.add(task)
+        task.add_done_callback(self._resolving.discard)
+
+
+def _user_of(uri: str) -> str:
+    try:
+        return SipUri.parse(uri).user or ""
+    except SipParseError:
+        return ""

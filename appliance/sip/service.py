@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import secrets
@@ -16,6 +17,7 @@ from appliance.config import SipSection, parse_address, parse_port_range
 from appliance.errors import ApplianceError, ConfigError
 from appliance.media.ports import RtpPorts
 from appliance.sip import certs
+from appliance.sip.dns import SipResolver
 from appliance.sip.guard import GuardLimits, SourceGuard
 from appliance.sip.lines import IncomingCalls, SipLines
 from appliance.sip.stack import SipStack
@@ -43,7 +45,7 @@ class SipService:
             lockout_seconds=config.lockout_seconds, trusted=trusted,
         ), clock)
         self.stack = SipStack(clock, self.guard)
-        self.lines = SipLines(clock, self.guard, realm, _secret(data_dir / SECRET_FILE))
+        self.lines = SipLines(clock, self.guard, realm, _secret(data_dir / SECRET_FILE), SipResolver())
         first, last = parse_port_range(config.rtp_ports, "[sip].rtp_ports")
         self.ua = UserAgent(self.stack, clock, RtpPorts(first, last), self.lines)
         self.lines.ua = self.ua
@@ -51,19 +53,21 @@ class SipService:
 
     async def start(self, incoming: IncomingCalls) -> None:
         self.lines.incoming_calls = incoming
-        self.reload()
         host, port = parse_address(self.config.listen, "--sip")
         tls = certs.server_context(self.data_dir / "tls", "voxgate") if self.config.tls else None
         try:
             await self.transports.listen(host, port, tls)
         except OSError as exc:
             raise ApplianceError(f"cannot listen for SIP on {self.config.listen}: {exc.strerror or exc}") from None
+        self.reload()  # after listening: trunks start registering at once
 
     def reload(self) -> None:
         self.lines.load(self.store.users(), self.store.trunks())
 
     async def close(self) -> None:
         self.ua.hangup_all()
+        self.lines.stop()
+        await asyncio.sleep(0.05)  # the BYEs and un-REGISTERs just sent leave before the sockets close
         self.stack.end_all()
         await self.transports.close()
 

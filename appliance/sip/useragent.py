@@ -15,11 +15,12 @@ from appliance.clock import Clock
 from appliance.legs.leg import LegState, Party
 from appliance.media.ports import RtpPorts
 from appliance.sip import offer_answer
+from appliance.sip.account import Account
 from appliance.sip.call import SipCall
 from appliance.sip.dialog import DialogId
 from appliance.sip.errors import SipParseError
 from appliance.sip.headers import NameAddr
-from appliance.sip.message import Request, Response
+from appliance.sip.message import Request
 from appliance.sip.sdp import SessionDescription
 from appliance.sip.stack import ALLOW, SipStack, new_tag
 from appliance.sip.transaction import ServerTransaction
@@ -43,9 +44,6 @@ class Directory(Protocol):
     def register(self, request: Request, tx: ServerTransaction, peer: Peer) -> None:
         """Handle a REGISTER (the registrar)."""
 
-    def retry_with_credentials(self, call: SipCall, response: Response) -> bool:
-        """Send the call's INVITE again with credentials for this 401/407; False when there are none."""
-
 
 class UserAgent:
     allow = ALLOW
@@ -58,6 +56,7 @@ class UserAgent:
         self.calls: dict[str, SipCall] = {}  # live calls by leg id
         self._dialogs: dict[DialogId, SipCall] = {}
         self._sdp_version = 0
+        self._targets: dict[str, tuple[SipUri, dict[str, str], str]] = {}  # outgoing calls waiting for an address
         stack.core = self
 
     # New requests from the stack
@@ -158,9 +157,6 @@ class UserAgent:
         self._sdp_version += 1
         return int(self.clock.time()) * 1000 + self._sdp_version % 1000
 
-    def retry_with_credentials(self, call: SipCall, response: Response) -> bool:
-        return self.directory.retry_with_credentials(call, response)
-
     def dialog_started(self, call: SipCall) -> None:
         assert call.dialog is not None
         self._dialogs[call.dialog.id] = call
@@ -169,28 +165,47 @@ class UserAgent:
         if call.dialog is not None:
             self._dialogs.pop(call.dialog.id, None)
         self.calls.pop(call.id, None)
+        self._targets.pop(call.id, None)
         if call.rtp_port:
             self.ports.give_back(call.rtp_port)
 
     # Outgoing calls
 
-    def originate(self, target: SipUri, peer: Peer, caller: Party, headers: dict[str, str] | None = None) -> SipCall:
-        """A new outgoing call to `target`, sent to `peer` (the target itself, or a trunk or proxy)."""
+    def originate(self, target: SipUri, caller: Party, headers: dict[str, str] | None = None,
+                  account: Account | None = None, via: list[Peer] | None = None, domain: str = "") -> SipCall:
+        """A new outgoing call to `target`; its INVITE goes to the first of `via` (the target itself, a
+        trunk or a proxy; the others are tried if it does not answer), or waits for `send_invite`
+        while the destination is being resolved. `domain` is the host of our From (a trunk's domain),
+        by default the address we send from."""
         callee = Party(target.user or "", "", target.serialize())
-        call = SipCall(self, False, caller, callee, peer)
+        call = SipCall(self, False, caller, callee, Peer("udp", "0.0.0.0", 0))
+        call.account = account
         self.calls[call.id] = call
-        from_uri = SipUri("sip", caller.number or "anonymous", self.stack.local_address(peer.transport, peer.host)[0])
+        self._targets[call.id] = (target, dict(headers or {}), domain)
+        if via:
+            self.send_invite(call, via)
+        return call
+
+    def send_invite(self, call: SipCall, via: list[Peer]) -> None:
+        """Send the first INVITE of an outgoing call from `originate`, unless it was hung up meanwhile."""
+        target, headers, domain = self._targets.pop(call.id, (None, {}, ""))
+        if target is None or call.state is not LegState.PROGRESSING:
+            return
+        call.peer, call.alternates = via[0], via[1:]
+        caller = call.caller
+        user = (call.account.username if call.account is not None else "") or caller.number or "anonymous"
+        domain = domain or self.stack.local_address(call.peer.transport, call.peer.host)[0]
+        from_uri = SipUri("sip", caller.number or user, domain)
         invite = Request("INVITE", target)
         invite.headers.set("from", NameAddr(from_uri, caller.display_name or None, {"tag": new_tag()}).serialize())
         invite.headers.set("to", NameAddr(target.without_params("transport")).serialize())
         invite.headers.set("call-id", f"{new_tag()}{new_tag()}@voxgate")
         invite.headers.set("cseq", "1 INVITE")
-        invite.headers.set("contact", self.contact_for(peer, caller.number or "voxgate"))
+        invite.headers.set("contact", self.contact_for(call.peer, user))
         invite.headers.set("allow", ALLOW)
-        for name, value in (headers or {}).items():
+        for name, value in headers.items():
             invite.headers.set(name, value)
         call.send_invite(invite, self.media_offer(call))
-        return call
 
     def hangup_all(self) -> None:
         for call in list(self.calls.values()):
