@@ -181,6 +181,7 @@ class SipLines:
             return
         now = self.clock.monotonic()
         line.bindings = [b for b in line.bindings if b.expires_at > now]
+        had_bindings = bool(line.bindings)
         default = request.int_header("expires")
         contacts = request.contacts
         if any(c.wildcard for c in contacts):
@@ -209,6 +210,8 @@ class SipLines:
         tx.respond(response)
         if line.bindings:
             log.info("SIP user %s registered from %s", line.name, peer)
+        elif had_bindings:
+            log.info("SIP user %s unregistered", line.name)
 
     # Dialer
 

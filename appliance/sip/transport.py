@@ -27,7 +27,7 @@ CONNECT_TIMEOUT_SECONDS = 5.0
 MAX_CONNECTIONS = 1024  # inbound stream connections at once; more are refused
 IDLE_CONNECTION_SECONDS = 600.0  # an inbound connection that carries nothing for this long is closed
 PORT_ATTEMPTS = 20  # with port 0: tries at finding a port free for both UDP and TCP
-_CONTENT_LENGTH = re.compile(rb"^(?:content-length|l)[ \t]*:[ \t]*(\d+)[ \t]*$", re.IGNORECASE | re.MULTILINE)
+_CONTENT_LENGTH = re.compile(rb"^(?:content-length|l)[ \t]*:[ \t]*(\d+)[ \t]*\r?$", re.IGNORECASE | re.MULTILINE)
 
 
 @dataclass(frozen=True, slots=True)
