@@ -1,4 +1,4 @@
-"""The `appliance` command: run the daemon, run scenarios offline, manage API keys."""
+"""The `appliance` command: run the daemon, run scenarios offline, manage API keys and SIP lines."""
 
 from __future__ import annotations
 
@@ -44,7 +44,55 @@ def _parser() -> argparse.ArgumentParser:
     create = keys_sub.add_parser("create", help="create a key and print it (alone on the last line)")
     create.add_argument("--data-dir", type=Path, required=True)
     create.add_argument("--description", default="")
+
+    sip = sub.add_parser("sip", help="SIP users (phones that register here) and trunks, in the store")
+    sip.add_argument("--data-dir", type=Path, required=True)
+    sip_sub = sip.add_subparsers(dest="sip_command", required=True)
+    sip_sub.add_parser("list", help="list users and trunks (passwords not shown)")
+    user = sip_sub.add_parser("add-user", help="add a local SIP user; prints its password")
+    user.add_argument("name")
+    user.add_argument("--password", help="default: a new random one")
+    user.add_argument("--display-name", default="")
+    trunk = sip_sub.add_parser("add-trunk", help="add a SIP trunk (calls from its host need no password)")
+    trunk.add_argument("name", help="what scripts dial: sip:NUMBER@NAME")
+    trunk.add_argument("host", help="IP address or DNS name (SRV is looked up when no port is given)")
+    trunk.add_argument("--port", type=int)
+    trunk.add_argument("--transport", default="udp", choices=("udp", "tcp", "tls"))
+    trunk.add_argument("--username", default="", help="account for digest authentication")
+    trunk.add_argument("--password", default="")
+    trunk.add_argument("--register", action="store_true", help="register to the trunk (needs --username)")
+    remove = sip_sub.add_parser("remove", help="remove a user or trunk by name")
+    remove.add_argument("name")
+    sip.epilog = "A running appliance picks up changes on SIGHUP (systemctl reload voxgate)."
     return parser
+
+
+def _sip(args: argparse.Namespace) -> int:
+    from appliance.store.db import Database
+    from appliance.store.sip import SipLineStore, new_password
+
+    db = Database(args.data_dir / "voxgate.db")
+    try:
+        store = SipLineStore(db)
+        if args.sip_command == "add-user":
+            user = store.add_user(args.name, args.password or new_password(), args.display_name)
+            print(f"SIP user {user.name}, password {user.password}")
+        elif args.sip_command == "add-trunk":
+            trunk = store.add_trunk(args.name, args.host, args.port, args.transport, args.username, args.password,
+                                    args.register)
+            print(f"SIP trunk {trunk.name} at {trunk.host}")
+        elif args.sip_command == "remove":
+            print(f"removed SIP {store.remove(args.name)} {args.name}")
+        else:
+            for u in store.users():
+                print(f"user   {u.name}" + (f" ({u.display_name})" if u.display_name else ""))
+            for t in store.trunks():
+                port = f":{t.port}" if t.port else ""
+                account = f", account {t.username}" + (", registers" if t.register else "") if t.username else ""
+                print(f"trunk  {t.name} -> {t.transport}:{t.host}{port}{account}")
+    finally:
+        db.close()
+    return 0
 
 
 def _exec(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -98,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
             return _exec(args, parser)
         if args.command == "apikey":
             return _apikey_create(args)
+        if args.command == "sip":
+            return _sip(args)
         return _run(args)
     except ApplianceError as exc:
         print(f"appliance {args.command}: {exc}", file=sys.stderr)

@@ -58,6 +58,16 @@ async def _purge_kv(db: Database, clock: RealClock) -> None:
 SIM_PHONE = "100"
 
 
+def _reload_lines(sip: SipService) -> None:
+    """SIGHUP: take SIP users and trunks as the store now has them (after `appliance sip ...`)."""
+    try:
+        sip.reload()
+    except ApplianceError as exc:
+        log.error("cannot reload SIP lines: %s", exc)
+        return
+    log.info("SIP lines reloaded: %d users, %d trunks", len(sip.lines.users), len(sip.lines.trunks))
+
+
 def _sim_phone(store: SipLineStore) -> None:
     """Simulation mode comes up with one local SIP user to register a softphone as."""
     user = next((u for u in store.users() if u.name == SIM_PHONE), None) or store.add_user(SIM_PHONE, new_password())
@@ -103,6 +113,7 @@ async def run(config: Config, *, data_dir: Path, sim: bool, voxfiles_dir: Path |
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, _reload_lines, sip)
         runner = web.AppRunner(make_app(engine, router, ApiKeys(db)), access_log=None)
         await runner.setup()
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from appliance.lines.line import Originate
 from appliance.sip import digest
 from appliance.sip.errors import SipParseError
 from appliance.sip.message import Request, Response
@@ -23,6 +24,11 @@ AUTH_HEADERS = {401: ("www-authenticate", "authorization"), 407: ("proxy-authent
 class Account:
     username: str
     password: str
+
+    @classmethod
+    def given(cls, options: Originate) -> Account | None:
+        """The credentials a script gave callSIP (authUser, password) for the challenges its call may meet."""
+        return cls(options.auth_user or options.caller, options.password) if options.password else None
 
     def retry(self, request: Request, response: Response) -> Request | None:
         """`request` again, with credentials answering the 401/407 `response`; None when there is no point."""

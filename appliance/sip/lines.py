@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from appliance.clock import Clock
@@ -48,11 +48,15 @@ class Binding:
     expires_at: float
 
 
-@dataclass
 class UserLine:
-    user: SipUser
-    bindings: list[Binding] = field(default_factory=list)
-    kind: str = "sip-user"
+    """A local phone: reachable at its live registrations, its calls authenticated by its password."""
+
+    kind = "sip-user"
+
+    def __init__(self, user: SipUser, ua: UserAgent, bindings: list[Binding]) -> None:
+        self.user = user
+        self.ua = ua
+        self.bindings = bindings
 
     @property
     def name(self) -> str:
@@ -61,6 +65,29 @@ class UserLine:
     @property
     def application_id(self) -> int | None:
         return self.user.application_id
+
+    def live(self) -> list[Binding]:
+        now = self.ua.clock.monotonic()
+        return [b for b in self.bindings if b.expires_at > now]
+
+    def originate(self, destination: str, options: Originate) -> Leg:
+        """Call the phone (its latest registration; `destination` is not used: the user is the address)."""
+        live = self.live()
+        if not live:
+            raise DialError(480, "Temporarily Unavailable")
+        binding = live[-1]
+        return self.ua.originate(binding.contact.uri, _caller(options), dict(options.headers), Account.given(options),
+                                 [binding.peer])
+
+    def status(self) -> dict[str, object]:
+        now = self.ua.clock.monotonic()
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "registered": bool(self.live()),
+            "contacts": [{"uri": b.contact.uri.serialize(), "from": f"{b.peer.transport}:{b.peer.host}:{b.peer.port}",
+                          "expires_in": round(b.expires_at - now)} for b in self.live()],
+        }
 
 
 SipLine = UserLine | TrunkLine
@@ -89,7 +116,7 @@ class SipLines:
         settings did not change go on as they are; the others stop (unregister) and start anew."""
         assert self.ua is not None
         old = self.users
-        self.users = {u.name: UserLine(u, old[u.name].bindings if u.name in old else []) for u in users}
+        self.users = {u.name: UserLine(u, self.ua, old[u.name].bindings if u.name in old else []) for u in users}
         running, self.trunks = self.trunks, {}
         for trunk in trunks:
             line = running.pop(trunk.name, None)
@@ -219,17 +246,11 @@ class SipLines:
         """An outgoing call: to a local user's phone, through a trunk (`sip:NUMBER@TRUNK-NAME`), or to any
         SIP URI; `out_proxy` (host[:port]) receives the INVITE instead of the URI's host."""
         assert self.ua is not None
-        caller = Party(options.caller, options.display_name)
-        headers = dict(options.headers)
-        account = Account(options.auth_user or options.caller, options.password) if options.password else None
         if kind == "user":
             line = self.users.get(to)
-            now = self.clock.monotonic()
-            live = [b for b in line.bindings if b.expires_at > now] if line is not None else []
-            if not live:
-                raise DialError(480, "Temporarily Unavailable")
-            binding = live[-1]
-            return self.ua.originate(binding.contact.uri, caller, headers, account, [binding.peer])
+            if line is None:
+                raise DialError(480, "Temporarily Unavailable")  # as for a user who is not registered
+            return line.originate("", options)
         try:
             target = SipUri.parse(to if to.startswith(("sip:", "sips:", "tel:")) else f"sip:{to}")
             proxy = SipUri.parse(f"sip:{out_proxy}") if out_proxy else None
@@ -237,10 +258,8 @@ class SipLines:
             raise DialError(404, f"Invalid destination ({exc})") from None
         trunk = self.trunks.get(target.host)
         if trunk is not None and proxy is None:
-            target = SipUri(target.scheme, target.user, trunk.domain, trunk.trunk.port, target.params)
-            if not trunk.targets:
-                raise DialError(503, f"Service Unavailable (trunk {trunk.name} is not resolved yet)")
-            return self.ua.originate(target, caller, headers, account or trunk.account, trunk.via(), trunk.domain)
+            return trunk.originate(target.user or "", options, target.params)
+        caller, headers, account = _caller(options), dict(options.headers), Account.given(options)
         where = proxy or target
         host = "127.0.0.1" if where.host == "localhost" else where.host
         if is_ip(host):
@@ -269,6 +288,10 @@ class SipLines:
         task = asyncio.get_running_loop().create_task(resolve())
         self._resolving.add(task)
         task.add_done_callback(self._resolving.discard)
+
+
+def _caller(options: Originate) -> Party:
+    return Party(options.caller, options.display_name)
 
 
 def _user_of(uri: str) -> str:

@@ -20,6 +20,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from appliance.clock import Timer
+from appliance.engine.calls import DialError
+from appliance.legs.leg import Leg, Party
+from appliance.lines.line import Originate
 from appliance.sip.account import Account
 from appliance.sip.dns import DnsError, SipResolver, as_transport
 from appliance.sip.errors import SipParseError
@@ -310,6 +313,16 @@ class TrunkLine:
         self.rtt_ms = (self.ua.clock.monotonic() - sent) * 1000 if answered else None
         self._keepalive_timer = self.ua.clock.call_later(
             KEEPALIVE_SECONDS, lambda: self._refresh_targets(self._keepalive))
+
+    # Calls
+
+    def originate(self, number: str, options: Originate, params: dict[str, str | None] | None = None) -> Leg:
+        """Call `number` through the trunk, with the script's credentials or else the trunk's account."""
+        if not self.targets:
+            raise DialError(503, f"Service Unavailable (trunk {self.name} is not resolved yet)")
+        target = SipUri("sip", number or None, self.domain, self.trunk.port, dict(params or {}))
+        return self.ua.originate(target, Party(options.caller, options.display_name), dict(options.headers),
+                                 Account.given(options) or self.account, self.via(), self.domain)
 
     # Panel and shutdown
 

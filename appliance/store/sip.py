@@ -90,6 +90,13 @@ class SipLineStore:
         rows = self.db.query("SELECT * FROM sip_trunks WHERE id = ?", (cursor.lastrowid,))
         return _trunk(rows[0])
 
+    def remove(self, name: str) -> str:
+        """Remove the user or trunk called `name`; which of the two it was."""
+        for kind, table in (("user", "sip_users"), ("trunk", "sip_trunks")):
+            if self.db.execute(f"DELETE FROM {table} WHERE name = ?", (name,)).rowcount:
+                return kind
+        raise NotFound(f"no SIP user or trunk named {name!r}")
+
     def trunks(self) -> list[SipTrunk]:
         return [_trunk(r) for r in self.db.query("SELECT * FROM sip_trunks ORDER BY id")]
 
