@@ -1,28 +1,32 @@
 """The appliance behind kamailio (Debian, /usr/sbin/kamailio) as a record-routing proxy, on 127.0.0.1.
 
-Proven here, with a real kamailio (stateful: t_relay; record_route() on initial INVITEs, loose_route()
-for requests inside dialogs; config in tests/kamailio/kamailio.cfg.in) between sipp and the box:
+kamailio (config tests/kamailio/kamailio.cfg.in) is stateful (t_relay), record-routes initial INVITEs
+and loose-routes requests inside dialogs. It receives on one UDP port and relays from it, but its
+Record-Route names a second port where nothing else is sent: a request arriving on that port was
+sent along the dialog's route set, not back to the address the INVITE came from or went to. Proven:
 
 - inbound, the caller hangs up: sipp calls the box through kamailio; the box copies the Record-Route
-  into its 200 OK (sipp checks it), takes the ACK and the BYE that sipp sends along that route set
-  (Route header naming kamailio), and the scenario sees alerting, connected and disconnected;
-- inbound, the box hangs up: the scenario answers, then hangs up after a second; the box's BYE goes
-  to kamailio (the route set of the dialog, RFC 3261 12.1.1) and kamailio loose-routes it to sipp's
-  Contact. kamailio's log shows the BYE coming from the box's SIP port: it did not go straight to sipp;
+  into its 200 OK (sipp's scenario checks it), and takes the ACK and BYE that sipp sends with the
+  route set as Route headers (kamailio loose-routes them to the box's Contact); the scenario sees
+  alerting, connected and disconnected;
+- inbound, the box hangs up: the scenario answers, then hangs up a second later; the box's BYE
+  carries the Route header and arrives on the Record-Route port (the UAS route set, RFC 3261
+  12.1.1), and kamailio loose-routes it to sipp, which answers it;
 - outbound: a scenario calls sipp (a uas that copies Record-Route) with `outProxy` set to kamailio;
-  kamailio record-routes the INVITE; the box's ACK and BYE follow the route set of the 200 OK
-  (reversed, RFC 3261 12.1.2) through kamailio, which logs them; the scenario sees Connected and
-  Disconnected, and sipp gets its ACK and BYE through the proxy.
+  the INVITE goes to the outProxy port and is record-routed; the box's ACK and BYE carry the Route
+  header and arrive on the Record-Route port (the UAC route set, RFC 3261 12.1.2), reach sipp,
+  and the scenario sees Connected (after Ringing) and Disconnected.
 
 Every process (daemon, kamailio, sipp) runs with bounded time on loopback and is stopped in `finally`;
-kamailio runs in the foreground (-DD -E) in its own process group, with its runtime and working
-directories under the test's tmp_path. Skipped when kamailio or sipp is not installed.
+kamailio runs in the foreground (-DD -E, no pid file) in its own process group, with its runtime and
+working directories under the test's tmp_path. Skipped when kamailio or sipp is not installed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -93,7 +97,8 @@ VoxEngine.addEventListener(AppEvents.CallAlerting, (e) => {
 
 DIAL_THROUGH_PROXY = """
 VoxEngine.addEventListener(AppEvents.Started, () => {
-  const call = VoxEngine.callSIP("sip:service@127.0.0.1:TARGET_PORT", {callerid: "42", outProxy: "127.0.0.1:PROXY_PORT"});
+  const call = VoxEngine.callSIP("sip:service@127.0.0.1:TARGET_PORT",
+                                 {callerid: "42", outProxy: "127.0.0.1:PROXY_PORT"});
   call.addEventListener(CallEvents.Ringing, () => Logger.write("ringing"));
   call.addEventListener(CallEvents.Connected, () => {
     Logger.write("connected");
@@ -108,11 +113,21 @@ VoxEngine.addEventListener(AppEvents.Started, () => {
 @dataclass
 class Kamailio:
     proc: subprocess.Popen[bytes]
-    port: int
+    port: int  # where requests are sent to it, and where it relays them from
+    rr_port: int  # the port its Record-Route names: only requests that follow a route set come here
     stderr_path: Path
 
     def log(self) -> str:
         return read_text(self.stderr_path)
+
+    def saw(self, method: str, source: str, on_port: int, then: str) -> bool:
+        """Did a `method` from `source` arrive on `on_port`, with our Record-Route in its Route header, and
+        was it then loose-routed to a target starting with `then`?"""
+        route = re.compile(rf"route=\[<sip:{re.escape(HOST)}:{self.rr_port};([^>]*;)?lr\b")
+        arrived = [line for line in self.requests()
+                   if line.startswith(f"REQUEST {method} from {source} on {on_port} ") and route.search(line)]
+        relayed = [line for line in self.requests() if line.startswith(f"LOOSE_ROUTE {method} from {source} to {then}")]
+        return bool(arrived) and bool(relayed)
 
     def requests(self) -> list[str]:
         """The script's own lines (xlog), without kamailio's prefix: `REQUEST BYE from ...` and the like."""
@@ -167,10 +182,12 @@ def running_kamailio(work: Path, box_port: int, port: int | None = None) -> Iter
     for attempt in range(attempts):
         if port is None or attempt > 0:
             port = free_port()
+        rr_port = free_port()
         config = work / f"kamailio-{port}.cfg"
         config.write_text(
             CONFIG_TEMPLATE.read_text()
-            .replace("{{KAM_PORT}}", str(port)).replace("{{BOX_PORT}}", str(box_port))
+            .replace("{{KAM_PORT}}", str(port)).replace("{{RR_PORT}}", str(rr_port))
+            .replace("{{BOX_PORT}}", str(box_port))
             .replace("{{MODULES}}", str(MODULES))
         )
         stderr_path = work / f"kamailio-{port}.err"
@@ -180,11 +197,13 @@ def running_kamailio(work: Path, box_port: int, port: int | None = None) -> Iter
                  "-m", "32", "-M", "4", "-a", "no"],
                 cwd=work, stdin=subprocess.DEVNULL, stdout=err, stderr=err, start_new_session=True,
             )
+        def up_or_exited(p: int = port, pr: subprocess.Popen[bytes] = proc) -> bool:
+            return pr.poll() is not None or _answers_options(p)
+
         try:
-            up = wait_until(lambda p=port, pr=proc: pr.poll() is not None or _answers_options(p),
-                            KAMAILIO_START_TIMEOUT, interval=0.2)
+            up = wait_until(up_or_exited, KAMAILIO_START_TIMEOUT, interval=0.2)
             if up and proc.poll() is None:
-                yield Kamailio(proc, port, stderr_path)
+                yield Kamailio(proc, port, rr_port, stderr_path)
                 return
         finally:
             _stop_group(proc)
@@ -229,7 +248,7 @@ def trunk_at_loopback(data_dir: Path) -> Path:
 
 
 def session_ended(daemon: Daemon) -> bool:
-    return "engine: session ended: Normal termination" in daemon.stderr_text()
+    return "engine: session ended: Normal termination" in log_lines(daemon)
 
 
 def test_sipp_calls_through_kamailio_and_hangs_up_along_the_route_set(tmp_path: Path) -> None:
@@ -240,18 +259,15 @@ def test_sipp_calls_through_kamailio_and_hangs_up_along_the_route_set(tmp_path: 
         result = sipp("-sf", str(HERE / "uac_hangs_up.xml"), f"{HOST}:{kamailio.port}", "-s", "service",
                       "-m", "1", "-p", str(sipp_port), cwd=tmp_path)
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:] + sipp_errors(tmp_path)
-        assert wait_until(lambda: session_ended(daemon), 10), daemon.stderr_text()[-3000:]
+        assert wait_until(lambda: session_ended(daemon), 10), log_lines(daemon)
         assert log_lines(daemon)[:3] == [
             "alerting sipp -> service ALERTING", "connected CONNECTED", "disconnected 200 TERMINATED",
         ], log_lines(daemon)
         seen = kamailio.requests()
-        box = f"127.0.0.1:{daemon.sip_port}"
-        assert any(line.startswith(f"TO_BOX INVITE ruri=sip:service@127.0.0.1:{kamailio.port}") for line in seen), seen
-        for method in ("ACK", "BYE"):  # sipp's requests inside the dialog: Route names kamailio
-            assert any(line.startswith(f"REQUEST {method} from 127.0.0.1:{sipp_port} ")
-                       and f"route=[<sip:127.0.0.1:{kamailio.port};lr" in line for line in seen), seen
-            assert any(line.startswith(f"LOOSE_ROUTE {method} from 127.0.0.1:{sipp_port} to sip:voxgate@{box}")
-                       for line in seen), seen
+        box = f"{HOST}:{daemon.sip_port}"
+        assert any(line.startswith(f"TO_BOX INVITE ruri=sip:service@{HOST}:{kamailio.port}") for line in seen), seen
+        for method in ("ACK", "BYE"):  # sipp's requests inside the dialog, to the box's Contact
+            assert kamailio.saw(method, f"{HOST}:{sipp_port}", kamailio.port, f"sip:voxgate@{box}"), seen
         assert "Traceback" not in daemon.stderr_text()
 
 
@@ -263,17 +279,14 @@ def test_the_box_hangs_up_through_kamailio(tmp_path: Path) -> None:
         result = sipp("-sf", str(HERE / "uac_waits_for_bye.xml"), f"{HOST}:{kamailio.port}", "-s", "service",
                       "-m", "1", "-p", str(sipp_port), cwd=tmp_path)
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:] + sipp_errors(tmp_path)
-        assert wait_until(lambda: session_ended(daemon), 10), daemon.stderr_text()[-3000:]
+        assert wait_until(lambda: session_ended(daemon), 10), log_lines(daemon)
         assert log_lines(daemon)[:4] == [
             "alerting sipp -> service", "connected", "hanging up", "disconnected 200 TERMINATED",
         ], log_lines(daemon)
-        seen = kamailio.requests()
-        # The box's BYE came to kamailio (from the box's port, with kamailio in its Route header)
-        # and was loose-routed to sipp's Contact: the route set was followed, not sipp's address.
-        assert any(line.startswith(f"REQUEST BYE from 127.0.0.1:{daemon.sip_port} ")
-                   and f"route=[<sip:127.0.0.1:{kamailio.port};lr" in line for line in seen), seen
-        assert any(line.startswith(f"LOOSE_ROUTE BYE from 127.0.0.1:{daemon.sip_port} to sip:sipp@127.0.0.1:{sipp_port}")
-                   for line in seen), seen
+        # The box's BYE arrived on the Record-Route port (the INVITE came from the other one), with
+        # the Route header, and was loose-routed to sipp's Contact: the route set was followed.
+        assert kamailio.saw("BYE", f"{HOST}:{daemon.sip_port}", kamailio.rr_port, f"sip:sipp@{HOST}:{sipp_port}"), \
+            kamailio.requests()
         assert "Traceback" not in daemon.stderr_text()
 
 
@@ -297,11 +310,9 @@ async def test_scenario_calls_sipp_through_kamailio_as_out_proxy(tmp_path: Path)
         assert await async_wait_until(lambda: uas.poll() is not None, 15), "sipp uas did not finish its call"
         assert uas.returncode == 0, sipp_errors(sipp_dir)
         seen = kamailio.requests()
-        box = f"127.0.0.1:{daemon.sip_port}"
-        assert any(line.startswith(f"FROM_BOX INVITE to sip:service@127.0.0.1:{uas_port}") for line in seen), seen
-        for method in ("ACK", "BYE"):  # the route set of the 200 OK, through kamailio to sipp's Contact
-            assert any(line.startswith(f"REQUEST {method} from {box} ")
-                       and f"route=[<sip:127.0.0.1:{kamailio.port};lr" in line for line in seen), seen
-            assert any(line.startswith(f"LOOSE_ROUTE {method} from {box} to sip:127.0.0.1:{uas_port}")
-                       for line in seen), seen
+        box = f"{HOST}:{daemon.sip_port}"
+        assert any(line.startswith(f"FROM_BOX INVITE to sip:service@{HOST}:{uas_port}") for line in seen), seen
+        # The INVITE went to the outProxy port; the ACK and BYE to the port the 200 OK's Record-Route names.
+        for method in ("ACK", "BYE"):
+            assert kamailio.saw(method, box, kamailio.rr_port, f"sip:{HOST}:{uas_port}"), seen
         assert "Traceback" not in daemon.stderr_text()

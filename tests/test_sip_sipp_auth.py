@@ -20,8 +20,6 @@ import re
 import selectors
 import socket
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -87,19 +85,13 @@ class Md5OnlyRelay:
         self._thread.join(5)
         self.front.close()
         self.back.close()
-
-
-@contextmanager
-def md5_only_relay(daemon: Daemon) -> Iterator[Md5OnlyRelay]:
-    with Md5OnlyRelay(daemon.sip_port) as relay:
-        yield relay
-    assert not relay._thread.is_alive()
+        assert not self._thread.is_alive(), "the relay did not stop"
 
 
 def register_and_call(daemon: Daemon, cwd: Path, user: str, password: str) -> tuple[int, str]:
     """tests/sipp/register_and_call.xml as `user`, calling `service`; sipp's local port and its message trace."""
     local_port = free_port()
-    with md5_only_relay(daemon) as relay:
+    with Md5OnlyRelay(daemon.sip_port) as relay:
         result = sipp("-sf", str(REGISTER_AND_CALL), f"{HOST}:{relay.port}", "-s", user, "-au", user, "-ap", password,
                       "-set", "dest", "service", "-m", "1", "-p", str(local_port), "-trace_msg",
                       "-message_file", "messages.log", cwd=cwd)
@@ -152,7 +144,7 @@ def test_wrong_password_gets_403(tmp_path: Path) -> None:
     data.mkdir()
     with running_daemon(data, voxfiles=voxfiles(tmp_path / "vox", ANSWER)) as daemon:
         password = sim_user_password(daemon)
-        with md5_only_relay(daemon) as relay:
+        with Md5OnlyRelay(daemon.sip_port) as relay:
             result = sipp("-sf", str(REGISTER_FORBIDDEN), f"{HOST}:{relay.port}", "-s", "100", "-au", "100",
                           "-ap", password + "x", "-m", "1", "-p", str(free_port()), "-trace_msg",
                           "-message_file", "messages.log", cwd=tmp_path)

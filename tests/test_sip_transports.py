@@ -5,7 +5,9 @@ Proven here, on loopback, against a daemon whose trunk is the caller's address (
 * TCP: sipp's built-in `uac` over one TCP connection to the SIP port is answered by the scenario
   (alerting, connected, disconnected), every reply coming back over that connection;
 * TLS: the same over TLS to the SIP port + 1, where the daemon serves its self-signed certificate
-  (made on first start in the data directory; sipp does not verify it);
+  (made on first start in the data directory). Debian's sipp is built without OpenSSL ("To use a TLS
+  transport you must compile SIPp with OpenSSL"), so sipp speaks TCP to `TlsRelay`, which carries the
+  bytes over one TLS connection to the daemon and checks that the certificate it got is the daemon's;
 * IPv6: a daemon listening on [::1] takes the same call from sipp on ::1 (skipped without ::1);
 * outbound TCP: a scenario's `VoxEngine.callSIP("sip:service@127.0.0.1:PORT;transport=tcp")` reaches a
   sipp `uas` that only listens on TCP, and goes through ringing, connected and disconnected.
@@ -13,15 +15,16 @@ Proven here, on loopback, against a daemon whose trunk is the caller's address (
 
 from __future__ import annotations
 
-import datetime
+import selectors
 import socket
+import ssl
+import threading
+import time
 from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 from daemon_helpers import (
     HOST,
     Daemon,
@@ -84,22 +87,86 @@ def free_port6() -> int:
         return port
 
 
-def throwaway_cert(folder: Path) -> tuple[Path, Path]:
-    """A self-signed certificate and its key, for sipp's TLS side (it loads one even as a client)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sipp")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = folder / "sipp-cert.pem", folder / "sipp-key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-                                           serialization.NoEncryption()))
-    return cert_path, key_path
+def _send_all(tls: ssl.SSLSocket, data: bytes, timeout: float = 5.0) -> None:
+    """sendall() for a non-blocking TLS socket."""
+    deadline = time.monotonic() + timeout
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[tls.send(view):]
+        except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
+            if time.monotonic() > deadline:
+                raise TimeoutError("cannot write to the TLS connection") from None
+            time.sleep(0.01)
+
+
+class TlsRelay:
+    """Takes one TCP connection on 127.0.0.1 and carries its bytes both ways over TLS to 127.0.0.1:`port`.
+
+    The daemon's certificate is self-signed: it is not verified here, only kept (`server_cert`, DER).
+    """
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.listener = socket.create_server((HOST, 0))
+        self.listener.settimeout(0.2)
+        self.local_port = int(self.listener.getsockname()[1])
+        self.server_cert: bytes | None = None
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tls-relay", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                try:
+                    plain, _ = self.listener.accept()
+                except TimeoutError:
+                    continue
+                with plain:
+                    self._carry(plain)
+                return
+        except BaseException as exc:  # reported by the test, not lost in the thread
+            self.error = exc
+
+    def _carry(self, plain: socket.socket) -> None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        with context.wrap_socket(socket.create_connection((HOST, self.port), 5)) as tls, \
+                selectors.DefaultSelector() as selector:
+            self.server_cert = tls.getpeercert(binary_form=True)
+            plain.settimeout(5)
+            tls.setblocking(False)  # readable TLS bytes need not hold application data (session tickets)
+            selector.register(plain, selectors.EVENT_READ)
+            selector.register(tls, selectors.EVENT_READ)
+            while not self._stop.is_set():
+                for key, _ in selector.select(0.1):
+                    if key.fileobj is plain:
+                        data = plain.recv(65535)
+                        if not data:
+                            return
+                        _send_all(tls, data)
+                        continue
+                    try:
+                        data = tls.recv(65535)
+                        while tls.pending():
+                            data += tls.recv(tls.pending())
+                    except ssl.SSLWantReadError:
+                        continue
+                    if not data:
+                        return
+                    plain.sendall(data)
+
+    def __enter__(self) -> TlsRelay:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        self.listener.close()
+        assert not self._thread.is_alive(), "the TLS relay did not stop"
 
 
 def assert_answered(daemon: Daemon, result_text: str, returncode: int) -> None:
@@ -117,19 +184,20 @@ def test_call_over_tcp(tmp_path: Path) -> None:
         messages = (tmp_path / "messages.log").read_text(errors="replace")
         assert_answered(daemon, result.stdout[-2000:] + result.stderr[-2000:] + messages[-3000:], result.returncode)
         assert "SIP/2.0/TCP" in messages and "SIP/2.0/UDP" not in messages, messages
+        assert "TCP message received" in messages and "UDP message" not in messages, messages
 
 
 def test_call_over_tls(tmp_path: Path) -> None:
     data = with_local_trunk(tmp_path / "data")
-    cert, key = throwaway_cert(tmp_path)
     with running_daemon(data, voxfiles=voxfiles(tmp_path / "vox", ANSWER)) as daemon:
-        result = sipp("-sn", "uac", f"{HOST}:{daemon.sip_port + 1}", "-t", "l1", "-tls_cert", str(cert),
-                      "-tls_key", str(key), "-s", "service", "-m", "1", "-p", str(free_port()),
-                      "-trace_msg", "-message_file", "messages.log", cwd=tmp_path)
+        with TlsRelay(daemon.sip_port + 1) as relay:
+            result = sipp("-sn", "uac", f"{HOST}:{relay.local_port}", "-t", "t1", "-s", "service", "-m", "1",
+                          "-p", str(free_port()), "-trace_msg", "-message_file", "messages.log", cwd=tmp_path)
+        assert relay.error is None, repr(relay.error)
         messages = (tmp_path / "messages.log").read_text(errors="replace")
         assert_answered(daemon, result.stdout[-2000:] + result.stderr[-2000:] + messages[-3000:], result.returncode)
-        assert "SIP/2.0/TLS" in messages, messages
-        assert (data / "tls" / "sip-tls.crt").exists()  # the daemon's own certificate, made on first start
+        own = x509.load_pem_x509_certificate((data / "tls" / "sip-tls.crt").read_bytes())
+        assert relay.server_cert == own.public_bytes(serialization.Encoding.DER)  # made on first start
 
 
 @pytest.mark.skipif(not ipv6_loopback(), reason="no IPv6 loopback (::1) here")
