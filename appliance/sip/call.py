@@ -42,6 +42,7 @@ from appliance.sip.transaction import T1, T2, TIMEOUT, ClientTransaction, Server
 from appliance.sip.transport import Peer
 
 if TYPE_CHECKING:
+    from appliance.media.stream import RtpStream
     from appliance.sip.useragent import UserAgent
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ class SipCall:
         self.dialog: Dialog | None = None
         self.media: offer_answer.NegotiatedMedia | None = None
         self.rtp_port = 0
+        self.stream: RtpStream | None = None  # our RTP socket, from the first SDP we make
         self.on_hold = False
         self.connected_at: float | None = None
         self._on_event: EventSink | None = None
@@ -440,6 +442,15 @@ class SipCall:
             tx.respond(self.ua.stack.response(request, 200))
         else:
             tx.respond(self.ua.stack.response(request, 405))
+
+    def events_payload_type(self) -> int | None:
+        """The RTP payload type of RFC 4733 events both sides agreed on, if they did."""
+        return self.media.telephone_event if self.media is not None else None
+
+    def key_received(self, key: str) -> None:
+        """A key the peer sent as an RFC 4733 event (heard while connected or during early media)."""
+        if self.state is not LegState.TERMINATED:
+            self._emit(Dtmf(key, "rfc2833"))
 
     def _info(self, request: Request) -> None:
         text = request.body.decode("utf-8", "replace")

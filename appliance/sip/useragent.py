@@ -14,6 +14,7 @@ from typing import Protocol
 from appliance.clock import Clock
 from appliance.legs.leg import LegState, Party
 from appliance.media.ports import RtpPorts
+from appliance.media.stream import RtpStream
 from appliance.sip import offer_answer
 from appliance.sip.account import Account
 from appliance.sip.call import SipCall
@@ -136,9 +137,7 @@ class UserAgent:
         self, call: SipCall, offer: SessionDescription | None, previous: SessionDescription | None = None
     ) -> tuple[SessionDescription, offer_answer.NegotiatedMedia | None]:
         """Our SDP for a call: the answer to `offer`, or our own offer when the INVITE had none."""
-        host, _ = self.stack.local_address("udp", call.peer.host)
-        if call.rtp_port == 0:
-            call.rtp_port, _ = self.ports.take(host)
+        host = self._media_host(call)
         session_id = previous.origin.session_id if previous is not None else self._next_session()
         version = previous.origin.version + 1 if previous is not None else session_id
         if offer is None:
@@ -147,11 +146,17 @@ class UserAgent:
         return answer, media
 
     def media_offer(self, call: SipCall) -> SessionDescription:
-        host, _ = self.stack.local_address("udp", call.peer.host)
-        if call.rtp_port == 0:
-            call.rtp_port, _ = self.ports.take(host)
+        host = self._media_host(call)
         session_id = self._next_session()
         return offer_answer.make_offer(host, call.rtp_port, session_id=session_id, version=session_id)
+
+    def _media_host(self, call: SipCall) -> str:
+        """Our media address towards the call's peer; the first time, an RTP port and its stream."""
+        host, _ = self.stack.local_address("udp", call.peer.host)
+        if call.stream is None:
+            call.rtp_port, sock = self.ports.take(host)
+            call.stream = RtpStream(sock, call.events_payload_type, call.key_received)
+        return host
 
     def _next_session(self) -> int:
         self._sdp_version += 1
@@ -166,7 +171,8 @@ class UserAgent:
             self._dialogs.pop(call.dialog.id, None)
         self.calls.pop(call.id, None)
         self._targets.pop(call.id, None)
-        if call.rtp_port:
+        if call.stream is not None:
+            call.stream.close()
             self.ports.give_back(call.rtp_port)
 
     # Outgoing calls
