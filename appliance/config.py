@@ -50,6 +50,8 @@ class SipSection:
     register_failures: int = 5
     lockout_seconds: float = 600.0
     trusted: list[str] = field(default_factory=list)  # networks never banned (proxies, trunks)
+    # Challenges offered to phones, in this order; ["MD5"] for old phones that read only the first one.
+    digest_algorithms: list[str] = field(default_factory=lambda: ["SHA-256", "MD5"])
 
 
 @dataclass

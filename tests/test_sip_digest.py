@@ -478,3 +478,13 @@ def test_any_user_and_password_authenticate(username: str, password: str, algori
     server = DigestServer(REALM, SECRET, FakeClock())
     creds = over_the_wire(server.challenge(algorithm), username, password)
     assert server.check(creds, "INVITE", lambda user, family: ha1(user, REALM, password, family)) is Verdict.OK
+
+
+def test_the_offered_algorithms_are_configurable() -> None:
+    server = DigestServer("voxgate", b"s" * 32, lambda: 1000.0, algorithms=["MD5"])
+    assert [c.algorithm for c in server.challenges()] == ["MD5"]
+    default = DigestServer("voxgate", b"s" * 32, lambda: 1000.0)
+    assert [c.algorithm for c in default.challenges()] == ["SHA-256", "MD5"]
+    for wrong in ([], ["SHA-1"], ["MD5-sess"]):
+        with pytest.raises(DigestUnsupported, match="offered digest algorithms must be some of"):
+            DigestServer("voxgate", b"s" * 32, lambda: 1000.0, algorithms=wrong)

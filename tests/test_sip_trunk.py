@@ -68,7 +68,8 @@ class Rig:
         self.stack = SipStack(self.clock, SourceGuard(GuardLimits(), self.clock))
         self.wire = Wire(self.clock, self.stack.receive)
         self.stack.transports = self.wire
-        self.lines = SipLines(self.clock, self.stack.guard, "voxgate", b"s" * 32, self.resolver)
+        local_auth = digest.DigestServer("voxgate", b"s" * 32, self.clock.time)
+        self.lines = SipLines(self.clock, self.stack.guard, local_auth, self.resolver)
         self.ua = UserAgent(self.stack, self.clock, RtpPorts(41000, 41100), self.lines)
         self.lines.ua = self.ua
 

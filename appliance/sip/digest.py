@@ -22,7 +22,7 @@ import re
 import secrets
 import string
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Final, NamedTuple
 
 from appliance.sip.errors import SipError, SipParseError
@@ -419,7 +419,12 @@ class DigestServer:
     def __init__(
         self, realm: str, secret: bytes, clock_now: Callable[[], float],
         *, nonce_lifetime: float = NONCE_LIFETIME, opaque: str | None = None, max_tracked: int = MAX_TRACKED_NONCES,
+        algorithms: Sequence[str] = OFFERED_ALGORITHMS,
     ) -> None:  # fmt: skip
+        if not algorithms or any(_spec(a) is None or a.upper().endswith("-SESS") for a in algorithms):
+            raise DigestUnsupported(f"offered digest algorithms must be some of {', '.join(OFFERED_ALGORITHMS)}, "
+                                    f"not {list(algorithms)}")
+        self.algorithms = tuple(algorithms)
         if len(secret) < MIN_SECRET_LENGTH:
             raise ValueError(f"the digest secret must have at least {MIN_SECRET_LENGTH} bytes")
         self.realm = realm
@@ -443,7 +448,7 @@ class DigestServer:
 
     def challenges(self, *, stale: bool = False) -> list[Challenge]:
         """One challenge per offered algorithm, one WWW-Authenticate header each, in this order."""
-        return [self.challenge(algorithm, stale=stale) for algorithm in OFFERED_ALGORITHMS]
+        return [self.challenge(algorithm, stale=stale) for algorithm in self.algorithms]
 
     def check(
         self, creds: Credentials, method: str, lookup_ha1: Callable[[str, str], str | None], *, body: bytes = b""

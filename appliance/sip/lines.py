@@ -100,11 +100,11 @@ class IncomingCalls(Protocol):
 
 
 class SipLines:
-    def __init__(self, clock: Clock, guard: SourceGuard, realm: str, secret: bytes, resolver: SipResolver) -> None:
+    def __init__(self, clock: Clock, guard: SourceGuard, auth: digest.DigestServer, resolver: SipResolver) -> None:
         self.clock = clock
         self.guard = guard
         self.resolver = resolver
-        self.auth = digest.DigestServer(realm, secret, clock.time)
+        self.auth = auth
         self.users: dict[str, UserLine] = {}
         self.trunks: dict[str, TrunkLine] = {}
         self.ua: UserAgent | None = None

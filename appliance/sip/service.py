@@ -17,6 +17,7 @@ from appliance.config import SipSection, parse_address, parse_port_range
 from appliance.errors import ApplianceError, ConfigError
 from appliance.media.ports import RtpPorts
 from appliance.sip import certs
+from appliance.sip.digest import DigestServer, DigestUnsupported
 from appliance.sip.dns import SipResolver
 from appliance.sip.guard import GuardLimits, SourceGuard
 from appliance.sip.lines import IncomingCalls, SipLines
@@ -45,7 +46,11 @@ class SipService:
             lockout_seconds=config.lockout_seconds, trusted=trusted,
         ), clock)
         self.stack = SipStack(clock, self.guard)
-        self.lines = SipLines(clock, self.guard, realm, _secret(data_dir / SECRET_FILE), SipResolver())
+        try:
+            auth = DigestServer(realm, _secret(data_dir / SECRET_FILE), clock.time, algorithms=config.digest_algorithms)
+        except DigestUnsupported as exc:
+            raise ConfigError(f"[sip].digest_algorithms: {exc}") from None
+        self.lines = SipLines(clock, self.guard, auth, SipResolver())
         first, last = parse_port_range(config.rtp_ports, "[sip].rtp_ports")
         self.ua = UserAgent(self.stack, clock, RtpPorts(first, last), self.lines)
         self.lines.ua = self.ua
