@@ -9,15 +9,19 @@ import re
 import shutil
 import signal
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from daemon_helpers import HOST, Daemon, read_text
 
+from appliance.clock import VirtualClock
+from appliance.sip.message import Request, Response, parse_message
+from appliance.sip.transport import Peer, Transports
 from appliance.store.db import Database
 from appliance.store.sip import SipLineStore
 
 SIPP = shutil.which("sipp")
+LOCAL_ADDRESS = ("127.0.0.1", 5060)  # what a `Wire` says the stack listens on
 
 ANSWER = """
 VoxEngine.addEventListener(AppEvents.CallAlerting, (e) => {
@@ -102,3 +106,18 @@ def log_lines(daemon: Daemon, session_id: int = 1) -> list[str]:
     path = daemon.session_log(session_id)
     text = read_text(path) if path.exists() else ""
     return [line.split(" ", 2)[2] for line in text.splitlines() if line.count(" ") >= 2]
+
+
+class Wire(Transports):
+    """The network as the test sees it: what the stack sends is kept, with the virtual time."""
+
+    def __init__(self, clock: VirtualClock, receive: Callable[..., None]) -> None:
+        super().__init__(receive)
+        self.clock = clock
+        self.sent: list[tuple[float, Peer, Request | Response]] = []
+
+    def address(self, transport: str, host: str) -> tuple[str, int]:
+        return LOCAL_ADDRESS
+
+    def send(self, data: bytes, peer: Peer, failed: Callable[[], None] | None = None) -> None:
+        self.sent.append((self.clock.time(), peer, parse_message(data)))

@@ -10,8 +10,9 @@ that gets no answer moves on to the next resolved address.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from sip_helpers import Wire
 
 from appliance.clock import VirtualClock
 from appliance.lines.line import Originate
@@ -20,31 +21,15 @@ from appliance.sip import digest
 from appliance.sip.dns import SipResolver, Target, Transport
 from appliance.sip.guard import GuardLimits, SourceGuard
 from appliance.sip.lines import SipLines
-from appliance.sip.message import Request, Response, parse_message
+from appliance.sip.message import Request
 from appliance.sip.stack import SipStack
-from appliance.sip.transport import Peer, Transports
+from appliance.sip.transport import Peer
 from appliance.sip.trunk import Registration, TrunkLine
 from appliance.sip.useragent import UserAgent
 from appliance.store.sip import SipTrunk
 
-US = ("127.0.0.1", 5060)
 REGISTRAR = Peer("udp", "127.0.0.2", 5060)
 PASSWORD = "trunk-password"
-
-
-class Wire(Transports):
-    """The network as the test sees it: what the stack sends is kept, with the virtual time."""
-
-    def __init__(self, clock: VirtualClock, receive: Callable[..., None]) -> None:
-        super().__init__(receive)
-        self.clock = clock
-        self.sent: list[tuple[float, Peer, Request | Response]] = []
-
-    def address(self, transport: str, host: str) -> tuple[str, int]:
-        return US
-
-    def send(self, data: bytes, peer: Peer, failed: Callable[[], None] | None = None) -> None:
-        self.sent.append((self.clock.time(), peer, parse_message(data)))
 
 
 class NamedHosts(SipResolver):

@@ -236,6 +236,10 @@ class SourceGuard:
                         limits.ban_seconds, limits.requests_per_window + 1, span, limits.requests_per_window,
                         limits.window_seconds, self.log_limiter.note(ip, "ban"))
 
+    def trusted(self, ip: str) -> bool:
+        """Is `ip` in a trusted network (a trunk or proxy: never banned, no per-source limits)?"""
+        return self._is_trusted(ip)
+
     def _is_trusted(self, ip: str) -> bool:
         try:
             address = ipaddress.ip_address(ip)

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 MAGIC_COOKIE = "z9hG4bK"
 MAX_TRANSACTIONS = 20_000  # server transactions at once; more get 503 (a flood that passed the guard)
+MAX_TRANSACTIONS_PER_SOURCE = 100  # from one untrusted address: a phone has a handful at a time
 USER_AGENT = "VoxGate"
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, MESSAGE, UPDATE, REFER, NOTIFY, REGISTER"
 
@@ -54,6 +55,7 @@ class SipStack:
         self.core: Core | None = None
         self._clients: dict[tuple[str, str], ClientTransaction] = {}
         self._servers: dict[tuple[str, str, str], ServerTransaction] = {}
+        self._per_source: dict[str, int] = {}  # live server transactions by source address
         self._routes: dict[str, str] = {}  # destination IP -> our source IP towards it
 
     # Receiving
@@ -121,14 +123,17 @@ class SipStack:
         if request.method == "CANCEL":
             self._cancel(request, branch, sent_by, peer, connection)
             return
-        if len(self._servers) >= MAX_TRANSACTIONS:
+        per_source = self._per_source.get(peer.host, 0)
+        if len(self._servers) >= MAX_TRANSACTIONS or (
+                per_source >= MAX_TRANSACTIONS_PER_SOURCE and not self.guard.trusted(peer.host)):
             self._reply_stateless(request, peer, connection, 503, "Service Unavailable")
             return
         key = (branch, sent_by, method)
         reply = self._reply_path(request, peer, connection)
         server = ServerTransaction(self.clock, reply, peer.transport != "udp", request,
-                                   lambda t: self._forget(self._servers, key))
+                                   lambda t: self._server_ended(key, peer.host))
         self._servers[key] = server
+        self._per_source[peer.host] = per_source + 1
         if server.invite:
             server.respond(self.response(request, 100))
         self.core.on_request(request, server, peer)
@@ -225,6 +230,13 @@ class SipStack:
         data = ack.serialize()
         self.transports.send(data, peer)
         return data
+
+    def _server_ended(self, key: tuple[str, str, str], source: str) -> None:
+        if self._servers.pop(key, None) is None:
+            return
+        left = self._per_source.pop(source, 1) - 1
+        if left > 0:
+            self._per_source[source] = left
 
     @staticmethod
     def _forget(table: dict[Any, Any], key: object) -> None:
