@@ -33,11 +33,11 @@ Event = dict[str, Any]
 
 
 def _bindable(port: int) -> bool:
-    """Can baresip take `port` (UDP and TCP for SIP) and `port + 1` (its TLS listener)?"""
+    """Are `port` (SIP, UDP and TCP), `port + 1` (SIP over TLS), `port + 2` (cons) and `port + 3` free?"""
     socks: list[socket.socket] = []
     try:
         for kind, p in ((socket.SOCK_DGRAM, port), (socket.SOCK_STREAM, port), (socket.SOCK_STREAM, port + 1),
-                        (socket.SOCK_DGRAM, port + 2), (socket.SOCK_STREAM, port + 3)):
+                        (socket.SOCK_DGRAM, port + 2), (socket.SOCK_STREAM, port + 2), (socket.SOCK_STREAM, port + 3)):
             sock = socket.socket(socket.AF_INET, kind)
             socks.append(sock)
             sock.bind((HOST, p))
@@ -50,7 +50,7 @@ def _bindable(port: int) -> bool:
 
 
 def free_port_block() -> int:
-    """A port P with P (SIP over UDP and TCP), P+1 (SIP over TLS), P+2 (cons, UDP), P+3 (ctrl_tcp) free."""
+    """A port P with P (SIP over UDP and TCP), P+1 (SIP over TLS), P+2 (cons), P+3 (ctrl_tcp) free."""
     for _ in range(50):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
             sock.bind((HOST, 0))
@@ -107,6 +107,8 @@ class BaresipClient:
             f"net_interface {HOST}",
             "call_local_timeout 30",
             "audio_source ausine,440",
+            "ausrc_srate 48000",
+            "ausrc_channels 2",
             "audio_player aubridge,speaker",
             "audio_alert aubridge,bell",
             f"module_path {MODULE_PATH}",
@@ -119,9 +121,10 @@ class BaresipClient:
             f"cons_listen {HOST}:{self.cons_port}",
             "menu_bell no",
             "ringback_disabled yes",
+            "statmode_default off",
         ]
         (self.root / "config").write_text("\n".join(lines) + "\n")
-        (self.root / "accounts").write_text(self.account + "\n")
+        (self.root / "accounts").write_text("")  # the account comes over ctrl_tcp, so no event is missed
         (self.root / "contacts").write_text("")
 
     def start(self) -> BaresipClient:
@@ -145,6 +148,8 @@ class BaresipClient:
         self._sock.settimeout(None)
         self._reader = threading.Thread(target=self._read, name="baresip-ctrl", daemon=True)
         self._reader.start()
+        reply = self.command("uanew", self.account)
+        assert reply.get("ok"), reply
         return self
 
     def _read(self) -> None:
@@ -192,11 +197,14 @@ class BaresipClient:
                 sock.sendto(key.encode(), (HOST, self.cons_port))
                 time.sleep(0.3)
 
-    def wait_event(self, kind: str, timeout: float = 10.0, where: Callable[[Event], bool] | None = None) -> Event:
-        """The first event of type `kind` (and matching `where`) received so far or within `timeout`."""
+    def wait_event(self, kind: str | tuple[str, ...], timeout: float = 10.0,
+                   where: Callable[[Event], bool] | None = None) -> Event:
+        """The first event of type `kind` (or of any type in a tuple) matching `where`, waiting up to `timeout`."""
+        kinds = (kind,) if isinstance(kind, str) else kind
+
         def found() -> Event | None:
             for event in self.events:
-                if event.get("type") == kind and (where is None or where(event)):
+                if event.get("type") in kinds and (where is None or where(event)):
                     return event
             return None
 
@@ -288,7 +296,6 @@ class Md5OnlyRelay:
         self.back.close()
 
 
-def account_line(sip_port: int, password: str, *, user: str = "100", extra: str = "") -> str:
-    """An `accounts` line for `user` at the box on 127.0.0.1:`sip_port`, answering calls itself."""
-    return (f"<sip:{user}@{HOST}:{sip_port}>;auth_pass={password};regint=600;answermode=auto;"
-            f"audio_codecs=PCMU,PCMA{extra}")
+def account_line(sip_port: int, password: str, *, user: str = "100", answermode: str = "auto") -> str:
+    """An account for `user` at the box on 127.0.0.1:`sip_port`; `answermode` auto answers calls at once."""
+    return f"<sip:{user}@{HOST}:{sip_port}>;auth_pass={password};regint=600;answermode={answermode}"

@@ -95,6 +95,7 @@ class SipCall:
         self._client_tx: ClientTransaction | None = None  # outgoing INVITE
         self._invite: Request | None = None
         self._ok: bytes | None = None  # our 2xx, sent again until the ACK comes
+        self._ok_seq = 0  # the CSeq of the INVITE it answers, which its ACK carries
         self._ok_timer: Timer | None = None
         self._ack: bytes | None = None  # our ACK of their 2xx, sent again on their retransmission
         self._timer: Timer | None = None  # no-answer limit
@@ -202,7 +203,7 @@ class SipCall:
             self._invite.headers.get_all("record-route"), self.peer))
         self.ua.dialog_started(self)
         self._server_tx.respond(response)
-        self._ok = response.serialize()
+        self._ok, self._ok_seq = response.serialize(), self._invite.cseq.seq
         self._resend_ok(T1)
         self.state = LegState.CONNECTED
         self.connected_at = self.ua.clock.monotonic()
@@ -223,6 +224,8 @@ class SipCall:
         self._ok_timer = self.ua.clock.call_later(interval, again)
 
     def on_ack(self, ack: Request) -> None:
+        if ack.cseq.seq != self._ok_seq:
+            return  # a late copy of an earlier ACK: the newer 2xx still waits for its own
         if self._ok_timer is not None:
             self._ok_timer.cancel()
             self._ok_timer = None
@@ -489,3 +492,8 @@ class SipCall:
             response.body = self._local_sdp.serialize()  # offerless re-INVITE: we offer, answer comes in ACK
             response.headers.set("content-type", "application/sdp")
         tx.respond(response)
+        if request.method == "INVITE":  # the transaction absorbs re-sent INVITEs: the 2xx goes again from here
+            if self._ok_timer is not None:
+                self._ok_timer.cancel()
+            self._ok, self._ok_seq = response.serialize(), request.cseq.seq
+            self._resend_ok(T1)
