@@ -50,8 +50,10 @@ class SipSection:
     register_failures: int = 5
     lockout_seconds: float = 600.0
     trusted: list[str] = field(default_factory=list)  # networks never banned (proxies, trunks)
-    # Challenges offered to phones, in this order; ["MD5"] for old phones that read only the first one.
-    digest_algorithms: list[str] = field(default_factory=lambda: ["SHA-256", "MD5"])
+    # Challenges offered to phones, in this order. MD5 alone by default: many deployed phones and tools
+    # (libre/baresip 1.x, sipp 3.6) give up on a 401 that offers SHA-256 at all. ["SHA-256", "MD5"] for
+    # RFC 8760 phones.
+    digest_algorithms: list[str] = field(default_factory=lambda: ["MD5"])
 
 
 @dataclass

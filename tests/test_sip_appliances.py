@@ -1,9 +1,10 @@
 """Two appliances on 127.0.0.1: A has a trunk to B that registers as B's user `trunk-a`.
 
-Proven: A's trunk registers (digest challenge answered), a scenario on A reaches B through the trunk
-(`callSIP("sip:555@b")`: B challenges the INVITE, A answers it, B's scenario sees the number 555), a
-scenario on B reaches A with `callUser("trunk-a")` (A takes it as a call from its trunk, with the
-number from To), both sides see Connected and Disconnected, and A unregisters when it stops.
+Proven: A's trunk registers (B offers only SHA-256 challenges: RFC 8760 on both sides); a scenario
+on A reaches B through the trunk (`callSIP("sip:555@b")`: B challenges the INVITE, A answers it, B's
+scenario sees the number 555); a scenario on B reaches A with `callUser("trunk-a")` (A takes it as a
+call from its trunk, with the number from To); both sides see Connected and Disconnected; and A
+unregisters when it stops.
 """
 
 from __future__ import annotations
@@ -58,7 +59,10 @@ async def test_a_trunk_registers_to_another_appliance_and_calls_pass_both_ways(t
     with store_lines(b_data) as lines:
         lines.add_user("trunk-a", "s3cret-trunk")
     b_key = create_api_key(b_data)
-    with running_daemon(b_data, voxfiles=voxfiles(tmp_path / "vox-b", SCRIPT)) as b:
+    b_config = tmp_path / "b.toml"
+    b_config.write_text('[sip]\ndigest_algorithms = ["SHA-256"]\n')
+    b_vox = voxfiles(tmp_path / "vox-b", SCRIPT)
+    with running_daemon(b_data, voxfiles=b_vox, extra_args=["--config", str(b_config)]) as b:
         a_data = tmp_path / "a"
         with store_lines(a_data) as lines:
             lines.add_trunk("b", HOST, b.sip_port, username="trunk-a", password="s3cret-trunk", register=True)
