@@ -436,6 +436,7 @@ class SipCall:
                 tx.respond(self.ua.stack.response(request, 400, "Missing Refer-To"))
                 return
             tx.respond(self.ua.stack.response(request, 202))
+            self._notify_refer(request.cseq.seq, "SIP/2.0 100 Trying")
             try:
                 target = str(request.addresses("refer-to")[0].uri)
             except (SipParseError, IndexError):
@@ -454,6 +455,17 @@ class SipCall:
         """A key the peer sent as an RFC 4733 event (heard while connected or during early media)."""
         if self.state is not LegState.TERMINATED:
             self._emit(Dtmf(key, "rfc2833"))
+
+    def _notify_refer(self, refer_seq: int, status_line: str) -> None:
+        """The progress of a transfer we were asked for, as the REFER's implicit subscription (RFC 3515 2.4.4)."""
+        if self.dialog is None:
+            return
+        notify = self.dialog.request("NOTIFY")
+        notify.headers.set("event", f"refer;id={refer_seq}")
+        notify.headers.set("subscription-state", "active;expires=60")
+        notify.headers.set("content-type", "message/sipfrag;version=2.0")
+        notify.body = f"{status_line}\r\n".encode()
+        self._in_dialog(notify)
 
     def _info(self, request: Request) -> None:
         text = request.body.decode("utf-8", "replace")
