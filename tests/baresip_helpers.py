@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
-import selectors
 import shutil
 import socket
 import subprocess
@@ -239,61 +237,6 @@ def running_baresip(root: Path, account: str, *, sip_trace: bool = True) -> Iter
         yield client.start()
     finally:
         client.close()
-
-
-_SHA256_CHALLENGE = re.compile(rb"^(?:www|proxy)-authenticate:[^\r\n]*algorithm=\"?sha-256[^\r\n]*\r\n",
-                               re.IGNORECASE | re.MULTILINE)
-
-
-class Md5OnlyRelay:
-    """A loopback UDP relay between baresip and the box that removes SHA-256 challenges from what the box sends.
-
-    baresip 1.0 (libre 1.x) answers a 401 only when every WWW-Authenticate in it is MD5: one SHA-256
-    challenge, even after an MD5 one, makes it give up (ENOSYS, "Function not implemented"). The box
-    answers where requests come from (RFC 3581) and sends calls to the address a REGISTER came from, so
-    everything between the two goes through here, both ways.
-    """
-
-    def __init__(self, target_port: int) -> None:
-        self.target = (HOST, target_port)
-        self.front = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # where baresip sends
-        self.back = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # what the box sees
-        self.front.bind((HOST, 0))
-        self.back.bind((HOST, 0))
-        self.port = int(self.front.getsockname()[1])
-        self.client: tuple[str, int] | None = None
-        self.stripped = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="md5-only-relay", daemon=True)
-
-    def _run(self) -> None:
-        with selectors.DefaultSelector() as selector:
-            selector.register(self.front, selectors.EVENT_READ)
-            selector.register(self.back, selectors.EVENT_READ)
-            while not self._stop.is_set():
-                for key, _ in selector.select(0.1):
-                    try:
-                        if key.fileobj is self.front:
-                            data, self.client = self.front.recvfrom(65535)
-                            self.back.sendto(data, self.target)
-                        else:
-                            data, _ = self.back.recvfrom(65535)
-                            cleaned = _SHA256_CHALLENGE.sub(b"", data)
-                            self.stripped += cleaned != data
-                            if self.client is not None:
-                                self.front.sendto(cleaned, self.client)
-                    except OSError:
-                        continue  # ICMP port unreachable from the other side: UDP goes on
-
-    def __enter__(self) -> Md5OnlyRelay:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        self.front.close()
-        self.back.close()
 
 
 def account_line(sip_port: int, password: str, *, user: str = "100", answermode: str = "auto") -> str:

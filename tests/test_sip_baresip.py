@@ -22,10 +22,8 @@ parameter came later), so SIP INFO is proven box -> phone only; INFO digits into
 another client (no test covers them yet).
 
 baresip 1.0 (libre 1.x) gives up on a 401 that holds any SHA-256 challenge ("Function not
-implemented"), and the daemon offers SHA-256 before MD5 (RFC 8760). So baresip talks to the box
-through `Md5OnlyRelay` (a loopback UDP relay that removes the SHA-256 challenges), like
-tests/test_sip_sipp_auth.py does for sipp; `test_registers_without_the_md5_relay` records the
-direct case as an expected failure.
+implemented"); the daemon's default `[sip].digest_algorithms` offers MD5 only, so baresip talks to
+the box's SIP port directly.
 
 Every test is bounded (waits of at most a few seconds each), listens on 127.0.0.1 only, and stops
 baresip and the daemon whatever happens.
@@ -40,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from baresip_helpers import BARESIP, BaresipClient, Event, Md5OnlyRelay, account_line, running_baresip
+from baresip_helpers import BARESIP, BaresipClient, Event, account_line, running_baresip
 from daemon_helpers import (
     HOST,
     Daemon,
@@ -100,19 +98,18 @@ VoxEngine.addEventListener(AppEvents.Started, () => {
 class BoxAndPhone:
     daemon: Daemon
     phone: BaresipClient
-    box_port: int  # where baresip reaches the box: the relay's port
+    box_port: int  # where baresip reaches the box: the daemon's SIP port
 
 
 @contextmanager
 def box_and_phone(tmp_path: Path, script: str, *, answermode: str = "auto") -> Iterator[BoxAndPhone]:
-    """A daemon running `script` and baresip registered to it as `100` (through the MD5-only relay)."""
-    with running_daemon(tmp_path / "data", voxfiles=voxfiles(tmp_path / "vox", script)) as daemon, \
-            Md5OnlyRelay(daemon.sip_port) as relay:
-        account = account_line(relay.port, sim_user_password(daemon), answermode=answermode)
+    """A daemon running `script` and baresip registered to it as `100`."""
+    with running_daemon(tmp_path / "data", voxfiles=voxfiles(tmp_path / "vox", script)) as daemon:
+        account = account_line(daemon.sip_port, sim_user_password(daemon), answermode=answermode)
         with running_baresip(tmp_path / "baresip", account) as phone:
             registered = phone.wait_event("REGISTER_OK")
-            assert registered["accountaor"] == f"sip:100@{HOST}:{relay.port}", registered
-            yield BoxAndPhone(daemon, phone, relay.port)
+            assert registered["accountaor"] == f"sip:100@{HOST}:{daemon.sip_port}", registered
+            yield BoxAndPhone(daemon, phone, daemon.sip_port)
 
 
 def logged(daemon: Daemon, line: str, timeout: float = 10.0) -> None:
@@ -147,23 +144,12 @@ def test_registers_with_the_printed_password(tmp_path: Path) -> None:
 
 
 def test_a_wrong_password_gets_register_fail(tmp_path: Path) -> None:
-    with running_daemon(tmp_path / "data", voxfiles=voxfiles(tmp_path / "vox", ANSWER)) as daemon, \
-            Md5OnlyRelay(daemon.sip_port) as relay:
-        with running_baresip(tmp_path / "baresip", account_line(relay.port, "wrong-password")) as phone:
+    with running_daemon(tmp_path / "data", voxfiles=voxfiles(tmp_path / "vox", ANSWER)) as daemon:
+        with running_baresip(tmp_path / "baresip", account_line(daemon.sip_port, "wrong-password")) as phone:
             failed = phone.wait_event("REGISTER_FAIL")
             assert "403" in str(failed.get("param")), failed
             assert "REGISTER_OK" not in phone.event_types()
         assert "SIP user 100 registered" not in daemon.stderr_text()
-
-
-@pytest.mark.xfail(strict=True, reason="baresip 1.0 (libre 1.x) gives up on a 401 with a SHA-256 challenge, "
-                                       "which the box offers first (RFC 8760); MD5-only challenges would do")
-def test_registers_without_the_md5_relay(tmp_path: Path) -> None:
-    with running_daemon(tmp_path / "data", voxfiles=voxfiles(tmp_path / "vox", ANSWER)) as daemon:
-        account = account_line(daemon.sip_port, sim_user_password(daemon))
-        with running_baresip(tmp_path / "baresip", account) as phone:
-            outcome = phone.wait_event(("REGISTER_OK", "REGISTER_FAIL"))
-            assert outcome["type"] == "REGISTER_OK", outcome  # today: REGISTER_FAIL, "Function not implemented"
 
 
 def test_calls_in_holds_resumes_gets_info_digits_and_hangs_up(tmp_path: Path) -> None:
