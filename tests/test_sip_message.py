@@ -1227,3 +1227,37 @@ def test_body_over_max_bytes_is_refused_with_message() -> None:
 def test_content_length_shorter_than_datagram_truncates_body() -> None:
     message = parse_message(sip(BASE + "Content-Length: 3", b"abcdef"))
     assert message.body == b"abc"
+
+
+# Found by tools/bench/sip_fuzz.py (seed 1): a URI user part or parameter holding bytes that are not
+# UTF-8 parsed, but serializing it (repr, a response, a re-sent request) raised UnicodeEncodeError.
+@pytest.mark.parametrize("data", [
+    b"ACK sip:se\xf2vice@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-1-1-5\r\n"
+    b"From: sipp <sip:sipp@127.0.0.1:5070>;tag=1\r\nTo: <sip:service@127.0.0.1:5060>;tag=b2\r\n"
+    b"Call-ID: 1-1@127.0.0.1\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
+    b"OPTIONS sip:u@example.com;user=ph\xeb&(\xf4one?h\xff=v\xfe SIP/2.0\r\n"
+    b"Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKx\r\n"
+    b"From: <sip:a:p\xf3@example.com>;tag=1\r\nTo: <sip:u@example.com>\r\nCall-ID: c@x\r\nCSeq: 1 OPTIONS\r\n\r\n",
+])
+def test_uri_with_non_utf8_bytes_serializes_as_escapes(data: bytes) -> None:
+    message = parse_message(data)
+    assert isinstance(message, Request)
+    assert "%" in repr(message)
+    text = message.serialize()
+    assert parse_message(text).call_id == message.call_id
+    message.from_addr.serialize()
+
+
+def test_port_of_thousands_of_digits_is_a_parse_error() -> None:
+    """Found by tools/bench/sip_fuzz.py (seed 1, iteration 50682): int() refused it with a plain ValueError."""
+    data = sip(f"""
+OPTIONS sip:u@127.0.0.1 SIP/2.0
+Via: SIP/2.0/UDP 192.0.2.1:{"9" * 5000};branch=z9hG4bKx
+From: <sip:a@example.com>;tag=1
+To: <sip:u@example.com>
+Call-ID: c@x
+CSeq: 1 OPTIONS
+""")
+    with pytest.raises(BadMessage, match="bad port"):
+        parse_message(data)
+    assert SipUri.parse("sip:u@h:005060").port == 5060

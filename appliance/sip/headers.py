@@ -20,7 +20,7 @@ _SENT_PROTOCOL = re.compile(r"^\s*SIP\s*/\s*2\.0\s*/\s*([A-Za-z0-9\-.!%*_+`'~]+)
 
 
 def is_token(text: str) -> bool:
-    return bool(text) and all(c in _TOKEN_CHARS for c in text)
+    return bool(text) and _TOKEN_CHARS.issuperset(text)
 
 
 def split_list(value: str) -> list[str]:

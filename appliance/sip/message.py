@@ -55,9 +55,18 @@ REASONS = {
 }
 
 
+_CANONICAL: dict[str, str] = {}  # spellings made so far (bounded: cleared when it grows large)
+
+
 def canonical(name: str) -> str:
     """The usual spelling of a lower-case header name: 'call-id' -> 'Call-ID'."""
-    return _SPELLING.get(name) or "-".join(part.capitalize() for part in name.split("-"))
+    spelled = _CANONICAL.get(name)
+    if spelled is None:
+        spelled = _SPELLING.get(name) or "-".join(part.capitalize() for part in name.split("-"))
+        if len(_CANONICAL) >= 512:
+            _CANONICAL.clear()
+        _CANONICAL[name] = spelled
+    return spelled
 
 
 class Headers:
@@ -114,11 +123,16 @@ class Headers:
 
 
 class SipMessage:
-    __slots__ = ("body", "headers")
+    # _addrs and _vias keep the typed values parsed so far, by the header text they came from, so
+    # each layer reading From or the top Via again costs a lookup; a changed header is parsed anew.
+    __slots__ = ("_addrs", "_cseq", "_vias", "body", "headers")
 
     def __init__(self, headers: Headers | None = None, body: bytes = b"") -> None:
         self.headers = headers if headers is not None else Headers()
         self.body = body
+        self._addrs: dict[tuple[str, str], NameAddr] = {}
+        self._vias: dict[str, Via] = {}
+        self._cseq: tuple[str, CSeq] | None = None
 
     def start_line(self) -> str:
         raise NotImplementedError
@@ -129,32 +143,49 @@ class SipMessage:
     def call_id(self) -> str:
         return self.headers.get("call-id") or ""
 
+    def _addr(self, text: str, where: str) -> NameAddr:
+        key = (where, text)
+        addr = self._addrs.get(key)
+        if addr is None:
+            addr = self._addrs[key] = NameAddr.parse(text, where)
+        return addr
+
+    def _via(self, text: str) -> Via:
+        via = self._vias.get(text)
+        if via is None:
+            via = self._vias[text] = Via.parse(text)
+        return via
+
     @property
     def cseq(self) -> CSeq:
-        return CSeq.parse(self.headers.get("cseq") or "")
+        text = self.headers.get("cseq") or ""
+        cached = self._cseq
+        if cached is None or cached[0] != text:
+            cached = self._cseq = (text, CSeq.parse(text))
+        return cached[1]
 
     @property
     def from_addr(self) -> NameAddr:
-        return NameAddr.parse(self.headers.get("from") or "", "From")
+        return self._addr(self.headers.get("from") or "", "From")
 
     @property
     def to_addr(self) -> NameAddr:
-        return NameAddr.parse(self.headers.get("to") or "", "To")
+        return self._addr(self.headers.get("to") or "", "To")
 
     @property
     def vias(self) -> list[Via]:
-        return [Via.parse(v) for v in self.headers.get_all("via")]
+        return [self._via(v) for v in self.headers.get_all("via")]
 
     @property
     def top_via(self) -> Via:
-        return Via.parse(self.headers.get("via") or "")
+        return self._via(self.headers.get("via") or "")
 
     @property
     def contacts(self) -> list[NameAddr]:
-        return [NameAddr.parse(v, "Contact") for v in self.headers.get_all("contact")]
+        return [self._addr(v, "Contact") for v in self.headers.get_all("contact")]
 
     def addresses(self, name: str) -> list[NameAddr]:
-        return [NameAddr.parse(v, name) for v in self.headers.get_all(name)]
+        return [self._addr(v, name) for v in self.headers.get_all(name)]
 
     @property
     def content_type(self) -> str:
@@ -272,34 +303,32 @@ def parse_message(data: bytes) -> Request | Response:
     if len(lines) > MAX_HEADER_LINES:
         raise SipParseError(f"more than {MAX_HEADER_LINES} header lines")
     message = _start(lines[0])
-    headers = message.headers
-    current: list[str] = []
-
-    def flush() -> None:
-        line = " ".join(current)
+    items = message.headers._items
+    # Join continuation lines to the header line they continue (RFC 3261 7.3.1).
+    joined: list[str] = []
+    for line in lines[1:]:
+        if line[:1] in (" ", "\t"):
+            if not joined:
+                raise SipParseError("a continuation line before any header")
+            joined[-1] += " " + line.strip()
+        else:
+            joined.append(line.strip())
+    for line in joined:
         name, colon, value = line.partition(":")
         name = name.strip().lower()
         if not colon or not is_token(name):
             raise SipParseError(f"bad header line {line[:80]!r}")
         name = COMPACT.get(name, name)
         value = value.strip()
+        values = items.get(name)
+        if values is None:
+            values = items[name] = []
         if name in LIST_HEADERS:
-            for item in split_list(value):
-                headers.add(name, item)
+            values += split_list(value)
+            if not values:
+                del items[name]
         else:
-            headers.add(name, value)
-
-    for line in lines[1:]:
-        if line[:1] in (" ", "\t"):
-            if not current:
-                raise SipParseError("a continuation line before any header")
-            current.append(line.strip())
-            continue
-        if current:
-            flush()
-        current = [line.strip()]
-    if current:
-        flush()
+            values.append(value)
 
     length = message.headers.get("content-length")
     if length is not None:

@@ -170,8 +170,12 @@ class SipStack:
     def _reply_stateless(self, request: Request, peer: Peer, connection: StreamConnection | None,
                          status: int, reason: str | None) -> None:
         response = self.response(request, status, reason)
-        if status > 100 and request.to_addr.tag is None:
-            response.headers.set("to", request.to_addr.with_tag(new_tag()).serialize())
+        try:
+            to = request.to_addr
+        except SipParseError:
+            to = None  # an unreadable To (the reason for this 400): echoed as it came
+        if status > 100 and to is not None and to.tag is None:
+            response.headers.set("to", to.with_tag(new_tag()).serialize())
         self._reply_path(request, peer, connection)(response.serialize())
 
     # Sending

@@ -55,7 +55,8 @@ def is_ip(host: str) -> bool:
 
 
 def family_of(host: str) -> int:
-    return socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+    """The address family of an IP literal (peers are always literals: names are resolved before)."""
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
 class _Datagrams(asyncio.DatagramProtocol):

@@ -22,6 +22,9 @@ _HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9\-_]*[A-Za-z0-9_])?(\.[A-Za-z0-9
 # Characters allowed unescaped in the user part (unreserved + user-unreserved, RFC 3261 section 25.1).
 _USER_SAFE = "-_.!~*'()&=+$,;?/"
 _PARAM_SAFE = "-_.!~*'()[]/:&+$"
+# Bytes that were not UTF-8 arrive as lone surrogates (messages are decoded with surrogateescape):
+# serialized, they become %XX escapes of the bytes that came in.
+_RAW = "surrogateescape"
 
 
 def _split_params(text: str, where: str) -> dict[str, str | None]:
@@ -68,7 +71,9 @@ def split_hostport(text: str, where: str) -> tuple[str, int | None]:
         port_text = port_text_ if colon else None
     port = None
     if port_text is not None:
-        if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
+        # (length first: int() of thousands of digits raises ValueError, not a parse error)
+        if not (port_text.isascii() and port_text.isdigit()) or len(port_text.lstrip("0")) > 5 \
+                or not 0 < int(port_text) < 65536:
             raise SipParseError(f"{where}: bad port in {text!r}")
         port = int(port_text)
     return parse_host(host_text, where), port
@@ -124,16 +129,17 @@ class SipUri:
             return "tel:" + (self.user or "") + _format_params(self.params)
         out = [self.scheme, ":"]
         if self.user is not None:
-            out.append(quote(self.user, safe=_USER_SAFE))
+            out.append(quote(self.user, safe=_USER_SAFE, errors=_RAW))
             if self.password is not None:
-                out += [":", quote(self.password, safe=_USER_SAFE)]
+                out += [":", quote(self.password, safe=_USER_SAFE, errors=_RAW)]
             out.append("@")
         out.append(format_host(self.host))
         if self.port is not None:
             out += [":", str(self.port)]
         out.append(_format_params(self.params))
         if self.headers:
-            out.append("?" + "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in self.headers.items()))
+            out.append("?" + "&".join(f"{quote(k, safe='', errors=_RAW)}={quote(v, safe='', errors=_RAW)}"
+                                      for k, v in self.headers.items()))
         return "".join(out)
 
     __str__ = serialize
@@ -164,4 +170,5 @@ class SipUri:
 
 
 def _format_params(params: dict[str, str | None]) -> str:
-    return "".join(f";{k}" if v is None else f";{k}={quote(v, safe=_PARAM_SAFE)}" for k, v in params.items())
+    return "".join(f";{k}" if v is None else f";{k}={quote(v, safe=_PARAM_SAFE, errors=_RAW)}"
+                   for k, v in params.items())
