@@ -1,4 +1,4 @@
-"""The appliance against sipp (Debian sip-tester), on 127.0.0.1: sipp calls in, and is called.
+"""The appliance against sipp (Debian sip-tester), on 127.0.0.1: sipp calls in, presses keys as SIP INFO, and is called.
 
 Each test starts a daemon with a trunk on 127.0.0.1 (so sipp's calls are accepted without a
 password), runs sipp to completion with bounded time, and reads what the scenario logged.
@@ -101,3 +101,24 @@ def test_garbage_and_malformed_requests_do_not_stop_the_stack(tmp_path: Path) ->
                        "-p", str(free_port()), cwd=tmp_path)
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
         assert "Traceback" not in daemon.stderr_text()
+
+
+TONES = """
+VoxEngine.addEventListener(AppEvents.CallAlerting, (e) => {
+  e.call.handleTones(true);
+  e.call.addEventListener(CallEvents.ToneReceived, (t) => Logger.write("tone " + t.tone + " type " + t.type));
+  e.call.addEventListener(CallEvents.Disconnected, () => VoxEngine.terminate());
+  e.call.answer();
+});
+"""
+
+
+def test_keys_sent_as_sip_info_reach_the_scenario(tmp_path: Path) -> None:
+    data = with_local_trunk(tmp_path / "data")
+    with running_daemon(data, voxfiles=voxfiles(tmp_path / "vox", TONES)) as daemon:
+        scenario = Path(__file__).parent / "sipp" / "info_dtmf.xml"
+        result = sipp("-sf", str(scenario), f"{HOST}:{daemon.sip_port}", "-s", "service", "-m", "1",
+                      "-p", str(free_port()), cwd=tmp_path)
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+        assert wait_until(lambda: "engine: session ended: Normal termination" in log_lines(daemon), 10)
+        assert [line for line in log_lines(daemon) if line.startswith("tone")] == ["tone 5 type 3", "tone # type 3"]
