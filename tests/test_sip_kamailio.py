@@ -49,7 +49,7 @@ from daemon_helpers import (
     start_scenarios,
     wait_until,
 )
-from sip_helpers import ANSWER, SIPP, log_lines, sipp, store_lines, voxfiles
+from sip_helpers import ANSWER, SIPP, log_lines, sipp, voxfiles, with_local_trunk
 
 HERE = Path(__file__).resolve().parent / "kamailio"
 CONFIG_TEMPLATE = HERE / "kamailio.cfg.in"
@@ -240,19 +240,12 @@ def sipp_errors(cwd: Path) -> str:
     return "\n".join([*texts, read_text(cwd / "sipp-bg.out")[-2000:]])
 
 
-def trunk_at_loopback(data_dir: Path) -> Path:
-    """The box trusts 127.0.0.1 as a trunk: kamailio's INVITEs need no password."""
-    with store_lines(data_dir) as lines:
-        lines.add_trunk("proxy", HOST)
-    return data_dir
-
-
 def session_ended(daemon: Daemon) -> bool:
     return "engine: session ended: Normal termination" in log_lines(daemon)
 
 
 def test_sipp_calls_through_kamailio_and_hangs_up_along_the_route_set(tmp_path: Path) -> None:
-    data = trunk_at_loopback(tmp_path / "data")
+    data = with_local_trunk(tmp_path / "data")
     with running_daemon(data, voxfiles=voxfiles(tmp_path / "vox", ANSWER)) as daemon, \
             running_kamailio(tmp_path / "kamailio", daemon.sip_port) as kamailio:
         sipp_port = free_port()
@@ -272,7 +265,7 @@ def test_sipp_calls_through_kamailio_and_hangs_up_along_the_route_set(tmp_path: 
 
 
 def test_the_box_hangs_up_through_kamailio(tmp_path: Path) -> None:
-    data = trunk_at_loopback(tmp_path / "data")
+    data = with_local_trunk(tmp_path / "data")
     with running_daemon(data, voxfiles=voxfiles(tmp_path / "vox", ANSWER_THEN_HANG_UP)) as daemon, \
             running_kamailio(tmp_path / "kamailio", daemon.sip_port) as kamailio:
         sipp_port = free_port()
