@@ -9,7 +9,8 @@ STAMP := $(VENV)/.installed
 # Debian packages: compilers and headers for the C parts (our QuickJS companion, systemd-python),
 # and the real SIP peers the tests run against.
 DEB_PACKAGES := gcc libc6-dev pkg-config libsystemd-dev python3-dev python3-venv \
-	sip-tester baresip-core kamailio sipvicious sipsak
+	sip-tester baresip-core kamailio sipvicious sipsak \
+	rtpengine-daemon espeak-ng sox
 
 .PHONY: run test deps lint bench clean
 

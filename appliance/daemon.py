@@ -16,10 +16,12 @@ from aiohttp import web
 
 from appliance import voxfiles
 from appliance.clock import RealClock
-from appliance.config import Config, parse_address
+from appliance.config import Config, parse_address, parse_port_range
 from appliance.engine.engine import Engine, check_script
 from appliance.errors import ApplianceError
 from appliance.logs import setup_logging
+from appliance.media.plane import MediaPlane
+from appliance.media.ports import RtpPorts
 from appliance.router import CallRouter, Router
 from appliance.sip.service import SipService
 from appliance.store.apikeys import ApiKeys
@@ -86,6 +88,7 @@ async def run(config: Config, *, data_dir: Path, sim: bool, voxfiles_dir: Path |
     runner: web.AppRunner | None = None
     engine: Engine | None = None
     sip: SipService | None = None
+    plane: MediaPlane | None = None
     call_router: CallRouter | None = None
     try:
         catalog = Catalog(db, check_script)
@@ -105,7 +108,10 @@ async def run(config: Config, *, data_dir: Path, sim: bool, voxfiles_dir: Path |
         sip_store = SipLineStore(db)
         if sim:
             _sim_phone(sip_store)
-        sip = SipService(config.sip, clock, sip_store, data_dir, config.appliance.name)
+        plane = MediaPlane(clock, RtpPorts(*parse_port_range(config.sip.rtp_ports, "[sip].rtp_ports")))
+        plane.start()
+        sip = SipService(config.sip, clock, sip_store, data_dir, config.appliance.name, plane)
+        engine.plane = plane
         engine.dialer = sip.lines
         call_router = CallRouter(router, engine)
         await sip.start(call_router)
@@ -136,6 +142,8 @@ async def run(config: Config, *, data_dir: Path, sim: bool, voxfiles_dir: Path |
         await tasks.close()
         if sip is not None:
             await sip.close()
+        if plane is not None:
+            plane.close()
         if call_router is not None:
             await call_router.close()
         if engine is not None:

@@ -7,15 +7,10 @@ duplicates, reordering, two senders), on the negotiated payload type only.
 
 from __future__ import annotations
 
-import asyncio
-import socket
-
 import pytest
 
 from appliance.media.dtmf import DtmfError, DtmfReceiver, TelephoneEvent
-from appliance.media.ports import RtpPorts
 from appliance.media.rtp import RtpError, RtpPacket
-from appliance.media.stream import RtpStream
 
 # Key "5", volume 10, duration 800, end bit set; payload type 101, marker, seq 1234, ts 160000, ssrc 0x11223344.
 EVENT_END = bytes.fromhex("80e504d200027100112233440" + "58a0320")
@@ -69,31 +64,3 @@ def test_each_key_press_is_reported_once() -> None:
     heard = [receiver.receive(*p) for p in arriving]
     assert [k for k in heard if k is not None] == ["1", "#", "1"]
     assert receiver.receive(1, 24000, TelephoneEvent(16, True, 0, 0).serialize()) is None  # flash: not a key
-
-
-async def test_keys_arrive_through_a_leg_socket() -> None:
-    ports = RtpPorts(42000, 42100)
-    port, sock = ports.take("127.0.0.1")
-    keys: list[str] = []
-    stream = RtpStream(sock, lambda: 101, keys.append)
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:
-            def send(payload_type: int, timestamp: int, payload: bytes, seq: int) -> None:
-                packet = RtpPacket(payload_type, seq, timestamp, 0xABC, payload)
-                peer.sendto(packet.serialize(), ("127.0.0.1", port))
-
-            for seq, end in enumerate([False, False, True, True, True]):
-                send(101, 3200, TelephoneEvent(9, end, 10, 160 * (seq + 1)).serialize(), seq)
-            send(0, 3360, b"\xff" * 160, 10)  # audio: not for the DTMF receiver
-            send(96, 4000, TelephoneEvent(4, False, 10, 160).serialize(), 11)  # not the agreed type
-            peer.sendto(b"not rtp", ("127.0.0.1", port))
-            send(101, 4800, TelephoneEvent(10, True, 10, 160).serialize(), 12)
-            for _ in range(100):
-                if len(keys) >= 2 and stream.packets >= 8:
-                    break
-                await asyncio.sleep(0.01)
-        assert keys == ["9", "*"]
-        assert stream.packets == 8  # every RTP packet counted, the garbage not
-    finally:
-        stream.close()
-        ports.give_back(port)

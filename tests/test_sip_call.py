@@ -12,6 +12,7 @@ from sip_helpers import Wire
 from appliance.clock import VirtualClock
 from appliance.legs.leg import Hold, Leg, LegEvent, TransferRequested
 from appliance.lines.line import LineIdentity
+from appliance.media.plane import MediaPlane
 from appliance.media.ports import RtpPorts
 from appliance.sip import digest
 from appliance.sip.call import SipCall
@@ -49,7 +50,7 @@ def _box(rtp_ports: int) -> tuple[VirtualClock, SipStack, Wire, Answering]:
     wire = Wire(clock, stack.receive)
     stack.transports = wire
     lines = SipLines(clock, stack.guard, digest.DigestServer("voxgate", b"s" * 32, clock.time), SipResolver())
-    lines.ua = UserAgent(stack, clock, RtpPorts(rtp_ports, rtp_ports + 100), lines)
+    lines.ua = UserAgent(stack, clock, MediaPlane(clock, RtpPorts(rtp_ports, rtp_ports + 100)), lines)
     lines.load([], [SipTrunk(1, "itsp", "127.0.0.9", 5060, "udp", "", "", False, None)])
     router = Answering()
     lines.incoming_calls = router

@@ -659,11 +659,20 @@ def test_ipv6_answer() -> None:
     assert (media.remote_address, media.remote_port, media.remote_rtcp_port) == ("2001:db8::10", 10000, 10003)
 
 
-def test_srtp_stream_is_rejected_and_plain_one_taken() -> None:
+def test_srtp_then_rtp_takes_the_srtp_stream() -> None:
     answer, media = _answer(SRTP_THEN_RTP)
+    streams = [(m.port, m.proto, m.formats) for m in answer.media]
+    assert streams == [(20000, "RTP/SAVP", ["0"]), (0, "RTP/AVP", ["8", "0"])]
+    assert (media.remote_port, media.codec) == (40000, "PCMU")
+    assert media.srtp is not None and media.srtp.remote.tag == 1
+
+
+def test_srtp_stream_is_rejected_and_plain_one_taken_without_srtp() -> None:
+    offer = SessionDescription.parse(SRTP_THEN_RTP)
+    answer, media = answer_offer(offer, ME, 20000, session_id=42, srtp=False)
     assert [(m.port, m.proto, m.formats) for m in answer.media] == [(0, "RTP/SAVP", ["0"]), (20000, "RTP/AVP", ["8"])]
     assert answer.media[0].attributes == []
-    assert (media.remote_port, media.codec) == (40002, "PCMA")
+    assert (media.remote_port, media.codec, media.srtp) == (40002, "PCMA", None)
 
 
 def test_only_the_first_audio_stream_is_taken() -> None:

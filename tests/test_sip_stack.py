@@ -12,6 +12,7 @@ import ipaddress
 from sip_helpers import Wire
 
 from appliance.clock import VirtualClock
+from appliance.media.plane import MediaPlane
 from appliance.media.ports import RtpPorts
 from appliance.sip import digest
 from appliance.sip.dns import SipResolver
@@ -29,7 +30,7 @@ def _stack(clock: VirtualClock) -> tuple[SipStack, Wire]:
     wire = Wire(clock, stack.receive)
     stack.transports = wire
     lines = SipLines(clock, stack.guard, digest.DigestServer("voxgate", b"s" * 32, clock.time), SipResolver())
-    lines.ua = UserAgent(stack, clock, RtpPorts(43000, 43100), lines)
+    lines.ua = UserAgent(stack, clock, MediaPlane(clock, RtpPorts(43000, 43100)), lines)
     return stack, wire
 
 

@@ -16,6 +16,7 @@ from sip_helpers import Wire
 
 from appliance.clock import VirtualClock
 from appliance.lines.line import Originate
+from appliance.media.plane import MediaPlane
 from appliance.media.ports import RtpPorts
 from appliance.sip import digest
 from appliance.sip.dns import SipResolver, Target, Transport
@@ -55,7 +56,7 @@ class Rig:
         self.stack.transports = self.wire
         local_auth = digest.DigestServer("voxgate", b"s" * 32, self.clock.time)
         self.lines = SipLines(self.clock, self.stack.guard, local_auth, self.resolver)
-        self.ua = UserAgent(self.stack, self.clock, RtpPorts(41000, 41100), self.lines)
+        self.ua = UserAgent(self.stack, self.clock, MediaPlane(self.clock, RtpPorts(41000, 41100)), self.lines)
         self.lines.ua = self.ua
 
     def trunk(self, register: bool = True, password: str = PASSWORD, host: str = REGISTRAR.host) -> TrunkLine:

@@ -24,6 +24,7 @@ from appliance.legs.leg import (
     Leg,
     LegEvent,
     LegState,
+    MediaNotice,
     Message,
     Ringing,
     TransferRequested,
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 
 Command = dict[str, Any]
 DTMF_KIND = {"rfc2833": "1", "inband": "2", "info": "3"}  # Call.ToneReceived's `type`
+MEDIA_ERROR = "MediaError"  # bad input on a leg's media: a session log line, no CallEvents member
 
 
 class DialError(ApplianceError):
@@ -55,16 +57,23 @@ class Dialer(Protocol):
 
 class SessionCalls:
     def __init__(self, session_id: int, dialer: Dialer | None, deliver: Callable[[Command], None],
-                 count_changed: Callable[[int], None]) -> None:
+                 count_changed: Callable[[int], None], note: Callable[[str], None]) -> None:
         self._session_id = session_id
         self._dialer = dialer
         self._deliver = deliver  # an event into the session's JS
         self._count_changed = count_changed
+        self._note = note  # a system line in the session log
         self._legs: dict[str, Leg] = {}  # by the id JS knows the call by
         self._since: dict[str, float] = {}
 
     def __len__(self) -> int:
         return len(self._legs)
+
+    def unit_of(self, call_id: str) -> str | None:
+        """The media unit of a call's leg, once the leg has one."""
+        leg = self._legs.get(call_id)
+        media = leg.media if leg is not None else None
+        return media.id if media is not None else None
 
     def attach_incoming(self, leg: Leg) -> None:
         self._adopt(leg.id, leg)
@@ -132,6 +141,8 @@ class SessionCalls:
                 leg.hangup()
 
     def _on_event(self, call_id: str, leg: Leg, event: LegEvent) -> None:
+        if isinstance(event, MediaNotice) and event.name == MEDIA_ERROR:
+            self._note(f"call {call_id}: bad media: {event.detail}")
         for name, data in _call_events(leg, event):
             self._deliver({"type": "call", "id": call_id, "name": name, "data": data})
         if isinstance(event, (Disconnected, Failed)):
@@ -166,5 +177,7 @@ def _call_events(leg: Leg, event: LegEvent) -> list[tuple[str, dict[str, Any]]]:
         return [("Call.OnHold", {})]
     if isinstance(event, Unhold):
         return [("Call.OffHold", {})]
+    if isinstance(event, MediaNotice):
+        return [] if event.name == MEDIA_ERROR else [(f"Call.{event.name}", {})]
     assert isinstance(event, TransferRequested)
     return [("Call.BlindTransferRequested", {"headers": event.headers, "transferTo": event.target})]

@@ -16,6 +16,7 @@ from appliance.engine.netio import HttpClient
 from appliance.engine.session import FINISH_ADMIN, Session, SessionSpec
 from appliance.engine.sessionlog import LineSink
 from appliance.engine.worker import EngineWorker
+from appliance.media.plane import MediaPlane
 from appliance.store.db import DEFAULT_ACCOUNT_ID, Database
 from appliance.store.history import History, SessionRecord
 from appliance.store.kv import KeyValueStore
@@ -57,6 +58,7 @@ class Engine:
         self.log_dir = log_dir
         self.sessions: dict[int, Session] = {}
         self.dialer: Dialer | None = None  # the lines scripts call out through (set once they are up)
+        self.plane: MediaPlane | None = None  # where calls' audio is routed and mixed (set once it runs)
         self._workers = [EngineWorker(i) for i in range(workers)]
         self._next_id = self.history.next_session_id()
         self._tasks = TaskSet("engine")

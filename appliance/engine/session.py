@@ -32,6 +32,7 @@ from appliance.engine import limits, netio
 from appliance.engine.calls import SessionCalls
 from appliance.engine.errors import ScriptSyntaxError
 from appliance.engine.jsruntime import Command, JsContext, ScriptFailure
+from appliance.engine.media import SessionMedia
 from appliance.engine.sessionlog import LineSink, SessionLog
 from appliance.engine.worker import EngineWorker
 from appliance.legs.leg import Leg
@@ -103,7 +104,8 @@ class Session:
         self.system_error = False
         self.finish_reason = ""
         self.failure: ScriptFailure | None = None
-        self.legs = SessionCalls(session_id, engine.dialer, self._leg_event, self._legs_changed)
+        self.legs = SessionCalls(session_id, engine.dialer, self._leg_event, self._legs_changed, self.note)
+        self.media = SessionMedia(session_id, engine.plane, self.legs.unit_of)
         self.hide_tones = False
         self.started_at = engine.clock.time()
         self.access_url = f"{base_url}/request/{session_id}/{self.secret}"
@@ -244,6 +246,7 @@ class Session:
             self._idle = None
 
     def _leg_event(self, event: Command) -> None:
+        self.media.sync()
         if self.phase in LIVE:
             self._event(event)
 
@@ -289,9 +292,14 @@ class Session:
                 self._start_op(int(cmd["id"]), "storage", self._storage(cmd))
         elif op == "call":
             self.legs.apply(cmd)
+            self.media.sync()
         elif op == "dial":
             if self.phase in LIVE:
                 self.legs.dial(cmd)
+                self.media.sync()
+        elif op in ("media", "conference"):
+            if self.phase in LIVE:
+                self.media.apply(cmd)
         else:
             log.warning("session %d: unknown command %r", self.id, op)
 
@@ -481,6 +489,7 @@ class Session:
         if self.phase is Phase.ENDED:
             return
         self.phase = Phase.ENDED
+        self.media.close()
         for timer in (*self._timers.values(), self._idle, self._deadline):
             if timer is not None:
                 timer.cancel()

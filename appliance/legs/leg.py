@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from appliance.media.graph import Routable
+
 
 class LegState(enum.Enum):
     ALERTING = "ALERTING"  # incoming, not answered
@@ -102,8 +104,16 @@ class TransferRequested:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class MediaNotice:
+    """News from the leg's media: FirstAudioPacketReceived, RtpStopped, RtpResumed, or MediaError (bad input)."""
+
+    name: str
+    detail: str = ""
+
+
 LegEvent = (Ringing | EarlyMedia | Connected | Disconnected | Failed | Dtmf | Info | Message | Hold | Unhold
-            | TransferRequested)
+            | TransferRequested | MediaNotice)
 EventSink = Callable[[LegEvent], None]
 
 _ids = itertools.count(1)
@@ -122,6 +132,10 @@ class Leg(Protocol):
     headers: dict[str, str]  # of the call's first message: X- headers and the like
     kind: str  # VoxEngine's clientType: "sip", "user", "pstn"
     on_event: EventSink | None  # set by whoever drives the leg; events before that are kept
+
+    @property
+    def media(self) -> Routable | None:
+        """The leg's media unit in the media plane's graph, once it has one."""
 
     def ring(self, headers: dict[str, str] | None = None) -> None: ...
 

@@ -56,3 +56,57 @@ class DtmfReceiver:
             return None
         self._seen.append((ssrc, timestamp))
         return event.key
+
+
+class DtmfSender:
+    """Sends queued keys as RFC 4733 events, one media tick at a time.
+
+    Each key is an event of `on_ms` (updates every tick, the first with the marker bit), whose end
+    packet goes out three times, one tick apart (RFC 4733 section 2.5.1.4, so one lost packet does
+    not lose the key's end); then `gap_ms` of audio before the next key.
+    """
+
+    VOLUME = 10  # -dBm0, the usual generation level
+
+    def __init__(self, on_ms: int = 100, gap_ms: int = 60, clock_rate: int = 8000) -> None:
+        self._on_units = clock_rate * on_ms // 1000
+        self._gap_units = clock_rate * gap_ms // 1000
+        self._queue: deque[int] = deque()
+        self._event: int | None = None
+        self._start = 0
+        self._duration = 0
+        self._ends_left = 0
+        self._gap = 0
+
+    def queue(self, keys: str) -> None:
+        self._queue.extend(EVENTS.index(key) for key in keys)
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._queue) or self._event is not None or self._gap > 0
+
+    def tick(self, timestamp: int, units: int) -> list[tuple[bool, int, bytes]] | None:
+        """This tick's event packets as (marker, RTP timestamp, payload); None while audio flows."""
+        if self._event is None:
+            if self._gap > 0:
+                self._gap = max(0, self._gap - units)
+                return None
+            if not self._queue:
+                return None
+            self._event = self._queue.popleft()
+            self._start = timestamp
+            self._duration = units
+            self._ends_left = 3
+            return [(True, self._start, TelephoneEvent(self._event, False, self.VOLUME, units).serialize())]
+        if self._duration < self._on_units:
+            self._duration = min(self._duration + units, 0xFFFF)
+            end = self._duration >= self._on_units
+            if not end:
+                update = TelephoneEvent(self._event, False, self.VOLUME, self._duration)
+                return [(False, self._start, update.serialize())]
+        packet = TelephoneEvent(self._event, True, self.VOLUME, self._duration).serialize()
+        self._ends_left -= 1
+        if self._ends_left == 0:
+            self._event = None
+            self._gap = self._gap_units
+        return [(False, self._start, packet)]

@@ -24,6 +24,7 @@ from appliance.legs.leg import (
     Info,
     LegEvent,
     LegState,
+    MediaNotice,
     Message,
     Party,
     Ringing,
@@ -42,7 +43,7 @@ from appliance.sip.transaction import T1, T2, TIMEOUT, ClientTransaction, Server
 from appliance.sip.transport import Peer
 
 if TYPE_CHECKING:
-    from appliance.media.stream import RtpStream
+    from appliance.media.endpoint import RtpEndpoint
     from appliance.sip.useragent import UserAgent
 
 log = logging.getLogger(__name__)
@@ -82,9 +83,8 @@ class SipCall:
         self.headers: dict[str, str] = {}
         self.peer = peer
         self.dialog: Dialog | None = None
-        self.media: offer_answer.NegotiatedMedia | None = None
-        self.rtp_port = 0
-        self.stream: RtpStream | None = None  # our RTP socket, from the first SDP we make
+        self.negotiated: offer_answer.NegotiatedMedia | None = None  # what the last offer/answer agreed
+        self.media: RtpEndpoint | None = None  # the leg's media unit, from the first SDP we make
         self.on_hold = False
         self.connected_at: float | None = None
         self._on_event: EventSink | None = None
@@ -167,7 +167,8 @@ class SipCall:
         """Put our SDP in `response`; False (and a 488 sent) when no codec is common."""
         if self._local_sdp is None:
             try:
-                self._local_sdp, self.media = self.ua.media_answer(self, self._remote_offer)
+                self._local_sdp, media = self.ua.media_answer(self, self._remote_offer)
+                self._agreed(media)
             except (offer_answer.NegotiationError, SipParseError) as exc:
                 log.info("%s: %s", self.id, exc)
                 if self._server_tx is not None:
@@ -232,7 +233,7 @@ class SipCall:
         self._ok = None
         if ack.body and ack.content_type == "application/sdp" and self._local_sdp is not None:
             try:  # we offered in the 200 OK (an INVITE without SDP): the answer is in the ACK
-                self.media = offer_answer.apply_answer(self._local_sdp, SessionDescription.parse(ack.body))
+                self._agreed(offer_answer.apply_answer(self._local_sdp, SessionDescription.parse(ack.body)))
             except (offer_answer.NegotiationError, SipParseError) as exc:
                 log.info("%s: bad answer in ACK: %s", self.id, exc)
                 self.hangup()
@@ -292,7 +293,7 @@ class SipCall:
             self._emit(Ringing(custom_headers(response)))
             if response.body and response.content_type == "application/sdp" and self._local_sdp is not None:
                 try:
-                    self.media = offer_answer.apply_answer(self._local_sdp, SessionDescription.parse(response.body))
+                    self._agreed(offer_answer.apply_answer(self._local_sdp, SessionDescription.parse(response.body)))
                     self._emit(EarlyMedia(custom_headers(response)))
                 except (offer_answer.NegotiationError, SipParseError) as exc:
                     log.info("%s: bad early-media SDP: %s", self.id, exc)
@@ -329,7 +330,7 @@ class SipCall:
             return
         try:
             if self._local_sdp is not None and response.body:
-                self.media = offer_answer.apply_answer(self._local_sdp, SessionDescription.parse(response.body))
+                self._agreed(offer_answer.apply_answer(self._local_sdp, SessionDescription.parse(response.body)))
         except (offer_answer.NegotiationError, SipParseError) as exc:
             log.info("%s: bad SDP answer: %s", self.id, exc)
             self._bye()
@@ -383,9 +384,9 @@ class SipCall:
         self.ua.stack.send_request(request, self.dialog.peer, done or (lambda r: None), lambda code, reason: None)
 
     def send_dtmf(self, digits: str) -> None:
-        for digit in digits:
-            if digit in "0123456789*#ABCDabcd":
-                self.send_info("application/dtmf-relay", f"Signal={digit}\r\nDuration=160\r\n")
+        """Keys to the peer in the media: RFC 4733 events when it takes them, else tones in the audio."""
+        if self.media is not None and self.state is not LegState.TERMINATED:
+            self.ua.plane.send_digits(self.media, digits)
 
     def send_info(self, mime_type: str, body: str, headers: dict[str, str] | None = None) -> None:
         if self.state is LegState.CONNECTED and self.dialog is not None:
@@ -447,14 +448,26 @@ class SipCall:
         else:
             tx.respond(self.ua.stack.response(request, 405))
 
-    def events_payload_type(self) -> int | None:
-        """The RTP payload type of RFC 4733 events both sides agreed on, if they did."""
-        return self.media.telephone_event if self.media is not None else None
+    def _agreed(self, media: offer_answer.NegotiatedMedia | None) -> None:
+        """An offer/answer completed: the endpoint sends and receives as agreed from now on."""
+        if media is None:
+            return
+        self.negotiated = media
+        if self.media is not None:
+            self.media.configure(media)
+            # Without RFC 4733 events, keys can only come in the audio.
+            self.ua.plane.listen_for_tones(self.media, media.telephone_event is None)
 
-    def key_received(self, key: str) -> None:
-        """A key the peer sent as an RFC 4733 event (heard while connected or during early media)."""
+    # The endpoint's owner: what it hears.
+
+    def key_received(self, key: str, kind: str) -> None:
+        """A key the peer sent, as an RFC 4733 event or in-band (heard while connected or in early media)."""
         if self.state is not LegState.TERMINATED:
-            self._emit(Dtmf(key, "rfc2833"))
+            self._emit(Dtmf(key, kind))
+
+    def media_event(self, name: str, detail: str = "") -> None:
+        if self.state is not LegState.TERMINATED:
+            self._emit(MediaNotice(name, detail))
 
     def _notify_refer(self, refer_seq: int, status_line: str) -> None:
         """The progress of a transfer we were asked for, as the REFER's implicit subscription (RFC 3515 2.4.4)."""
@@ -496,7 +509,7 @@ class SipCall:
             response.body = self._local_sdp.serialize()
             response.headers.set("content-type", "application/sdp")
             assert media is not None  # an answer to an offer always agrees on media
-            self.media = media
+            self._agreed(media)
             if media.on_hold != self.on_hold:
                 self.on_hold = media.on_hold
                 self._emit(Hold() if self.on_hold else Unhold())

@@ -13,9 +13,9 @@ import secrets
 from pathlib import Path
 
 from appliance.clock import Clock
-from appliance.config import SipSection, parse_address, parse_port_range
+from appliance.config import SipSection, parse_address
 from appliance.errors import ApplianceError, ConfigError
-from appliance.media.ports import RtpPorts
+from appliance.media.plane import MediaPlane
 from appliance.sip import certs
 from appliance.sip.digest import DigestServer, DigestUnsupported
 from appliance.sip.dns import SipResolver
@@ -32,7 +32,8 @@ SECRET_FILE = "sip-digest.secret"
 
 
 class SipService:
-    def __init__(self, config: SipSection, clock: Clock, store: SipLineStore, data_dir: Path, realm: str) -> None:
+    def __init__(self, config: SipSection, clock: Clock, store: SipLineStore, data_dir: Path, realm: str,
+                 plane: MediaPlane) -> None:
         try:
             trusted = [ipaddress.ip_network(n, strict=False) for n in config.trusted]
         except ValueError as exc:
@@ -51,8 +52,7 @@ class SipService:
         except DigestUnsupported as exc:
             raise ConfigError(f"[sip].digest_algorithms: {exc}") from None
         self.lines = SipLines(clock, self.guard, auth, SipResolver())
-        first, last = parse_port_range(config.rtp_ports, "[sip].rtp_ports")
-        self.ua = UserAgent(self.stack, clock, RtpPorts(first, last), self.lines)
+        self.ua = UserAgent(self.stack, clock, plane, self.lines)
         self.lines.ua = self.ua
         self.transports: Transports = self.stack.transports
 

@@ -13,8 +13,7 @@ from typing import Protocol
 
 from appliance.clock import Clock
 from appliance.legs.leg import LegState, Party
-from appliance.media.ports import RtpPorts
-from appliance.media.stream import RtpStream
+from appliance.media.plane import MediaPlane
 from appliance.sip import offer_answer
 from appliance.sip.account import Account
 from appliance.sip.call import SipCall
@@ -49,10 +48,10 @@ class Directory(Protocol):
 class UserAgent:
     allow = ALLOW
 
-    def __init__(self, stack: SipStack, clock: Clock, ports: RtpPorts, directory: Directory) -> None:
+    def __init__(self, stack: SipStack, clock: Clock, plane: MediaPlane, directory: Directory) -> None:
         self.stack = stack
         self.clock = clock
-        self.ports = ports
+        self.plane = plane
         self.directory = directory
         self.calls: dict[str, SipCall] = {}  # live calls by leg id
         self._dialogs: dict[DialogId, SipCall] = {}
@@ -137,26 +136,24 @@ class UserAgent:
         self, call: SipCall, offer: SessionDescription | None, previous: SessionDescription | None = None
     ) -> tuple[SessionDescription, offer_answer.NegotiatedMedia | None]:
         """Our SDP for a call: the answer to `offer`, or our own offer when the INVITE had none."""
-        host = self._media_host(call)
+        host, port = self._media_host(call)
         session_id = previous.origin.session_id if previous is not None else self._next_session()
         version = previous.origin.version + 1 if previous is not None else session_id
         if offer is None:
-            return offer_answer.make_offer(host, call.rtp_port, session_id=session_id, version=version), None
-        answer, media = offer_answer.answer_offer(offer, host, call.rtp_port, session_id=session_id, version=version)
-        return answer, media
+            return offer_answer.make_offer(host, port, session_id=session_id, version=version), None
+        return offer_answer.answer_offer(offer, host, port, session_id=session_id, version=version)
 
     def media_offer(self, call: SipCall) -> SessionDescription:
-        host = self._media_host(call)
+        host, port = self._media_host(call)
         session_id = self._next_session()
-        return offer_answer.make_offer(host, call.rtp_port, session_id=session_id, version=session_id)
+        return offer_answer.make_offer(host, port, session_id=session_id, version=session_id)
 
-    def _media_host(self, call: SipCall) -> str:
-        """Our media address towards the call's peer; the first time, an RTP port and its stream."""
+    def _media_host(self, call: SipCall) -> tuple[str, int]:
+        """Our media address and RTP port towards the call's peer; the first time, the leg's endpoint."""
         host, _ = self.stack.local_address("udp", call.peer.host)
-        if call.stream is None:
-            call.rtp_port, sock = self.ports.take(host)
-            call.stream = RtpStream(sock, call.events_payload_type, call.key_received)
-        return host
+        if call.media is None:
+            call.media = self.plane.endpoint(host, call)
+        return host, call.media.port
 
     def _next_session(self) -> int:
         self._sdp_version += 1
@@ -171,9 +168,8 @@ class UserAgent:
             self._dialogs.pop(call.dialog.id, None)
         self.calls.pop(call.id, None)
         self._targets.pop(call.id, None)
-        if call.stream is not None:
-            call.stream.close()
-            self.ports.give_back(call.rtp_port)
+        if call.media is not None:
+            self.plane.release(call.media)
 
     # Outgoing calls
 

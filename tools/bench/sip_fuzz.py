@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from appliance.clock import VirtualClock
+from appliance.media.plane import MediaPlane
 from appliance.media.ports import RtpPorts
 from appliance.sip.call import SipCall
 from appliance.sip.errors import SipParseError
@@ -379,7 +380,7 @@ def new_stack() -> tuple[SipStack, RecordingTransports]:
     limits = GuardLimits(trusted=[ipaddress.ip_network("0.0.0.0/0")])
     transports = RecordingTransports()
     stack = SipStack(clock, SourceGuard(limits, clock), transports)
-    UserAgent(stack, clock, RtpPorts(40000, 40100), Directory())
+    UserAgent(stack, clock, MediaPlane(clock, RtpPorts(40000, 40100)), Directory())
     return stack, transports
 
 

@@ -100,8 +100,7 @@
     detectVoicemailPrompt() {}
   }
   for (const name of [
-    "answerDirect", "say", "startPlayback", "stopPlayback", "playProgressTone", "record", "sendMediaTo",
-    "stopMediaTo", "enableBeepDetection", "disableBeepDetection", "reInvite", "acceptReInvite", "rejectReInvite",
+    "answerDirect", "say", "startPlayback", "stopPlayback", "playProgressTone", "record", "enableBeepDetection", "disableBeepDetection", "reInvite", "acceptReInvite", "rejectReInvite",
   ]) {
     Call.prototype[name] = notYet(name);
   }

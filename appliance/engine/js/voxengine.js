@@ -46,15 +46,18 @@
   };
   for (const name of [
     "allowWebSocketConnections", "callConference", "callPSTN", "callUserDirect",
-    "createASR", "createConference", "createRecorder", "createSequencePlayer", "createTTSPlayer",
-    "createToneScriptPlayer", "createURLPlayer", "createWebSocket", "destroyConference", "easyProcess",
+    "createASR", "createRecorder", "createSequencePlayer", "createTTSPlayer",
+    "createToneScriptPlayer", "createURLPlayer", "createWebSocket", "easyProcess",
     "forwardCallToPSTN", "forwardCallToSIP", "forwardCallToUser", "forwardCallToUserDirect",
-    "playSoundAndHangup", "sendMediaBetween", "stopMediaBetween",
+    "playSoundAndHangup",
   ]) {
     VoxEngine[name] = notYet(`VoxEngine.${name}`);
   }
   VoxEngine.callSIP = vox.callSIP;
   VoxEngine.callUser = vox.callUser;
+  for (const name of ["createConference", "destroyConference", "sendMediaBetween", "stopMediaBetween"]) {
+    VoxEngine[name] = vox[name];
+  }
   vox.eventMethods(VoxEngine);
   global.VoxEngine = VoxEngine;
 
