@@ -65,11 +65,14 @@ def netstring(data: bytes) -> bytes:
 class BaresipClient:
     """One baresip process with one account `account` (a line of baresip's `accounts` file)."""
 
-    def __init__(self, root: Path, account: str, *, sip_trace: bool = True) -> None:
+    def __init__(self, root: Path, account: str, *, sip_trace: bool = True, source: Path | None = None,
+                 record: bool = False) -> None:
         assert BARESIP is not None
         self.root = root
         self.account = account
         self.sip_trace = sip_trace
+        self.source = source  # an 8 kHz mono WAV to send instead of the sine (aufile), played once
+        self.record = record  # keep what is sent and heard per call (sndfile: dump-<call>-enc/dec.wav)
         self.port = free_port_block()
         self.cons_port = self.port + 2
         self.ctrl_port = self.port + 3
@@ -98,15 +101,21 @@ class BaresipClient:
 
     def write_config(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        modules = ["g711.so", "ausine.so", "aubridge.so", "cons.so"]
+        modules = ["g711.so", "ausine.so", "aufile.so", "aubridge.so", "cons.so"]
+        if self.source is not None:  # aufile insists on the file's rate and channels
+            audio = [f"audio_source aufile,{self.source}", "ausrc_srate 8000", "ausrc_channels 1",
+                     "auplay_srate 8000", "auplay_channels 1"]
+        else:
+            audio = ["audio_source ausine,440", "ausrc_srate 48000", "ausrc_channels 2"]
+        if self.record:
+            modules.append("sndfile.so")
+            audio.append(f"snd_path {self.root}")
         lines = [
             "poll_method epoll",
             f"sip_listen {HOST}:{self.port}",
             f"net_interface {HOST}",
             "call_local_timeout 30",
-            "audio_source ausine,440",
-            "ausrc_srate 48000",
-            "ausrc_channels 2",
+            *audio,
             "audio_player aubridge,speaker",
             "audio_alert aubridge,bell",
             f"module_path {MODULE_PATH}",
@@ -231,8 +240,9 @@ class BaresipClient:
 
 
 @contextlib.contextmanager
-def running_baresip(root: Path, account: str, *, sip_trace: bool = True) -> Iterator[BaresipClient]:
-    client = BaresipClient(root, account, sip_trace=sip_trace)
+def running_baresip(root: Path, account: str, *, sip_trace: bool = True, source: Path | None = None,
+                    record: bool = False) -> Iterator[BaresipClient]:
+    client = BaresipClient(root, account, sip_trace=sip_trace, source=source, record=record)
     try:
         yield client.start()
     finally:
