@@ -101,7 +101,7 @@ class BaresipClient:
 
     def write_config(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        modules = ["g711.so", "ausine.so", "aufile.so", "aubridge.so", "cons.so"]
+        modules = ["g711.so", "ausine.so", "aufile.so", "aubridge.so", "cons.so", "srtp.so"]
         if self.source is not None:  # aufile insists on the file's rate and channels
             audio = [f"audio_source aufile,{self.source}", "ausrc_srate 8000", "ausrc_channels 1",
                      "auplay_srate 8000", "auplay_channels 1"]

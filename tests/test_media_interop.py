@@ -92,7 +92,8 @@ def windows(sent: npt.NDArray[np.float64], heard: npt.NDArray[np.float64]) -> li
     return found
 
 
-def test_speech_comes_back_through_a_bridged_echo(tmp_path: Path) -> None:
+@pytest.mark.parametrize("media", ["RTP", "SRTP"])
+def test_speech_comes_back_through_a_bridged_echo(tmp_path: Path, media: str) -> None:
     source = tmp_path / "speech.wav"
     played = speech_wav(source)
     (tmp_path / "sipp").mkdir()
@@ -103,10 +104,14 @@ def test_speech_comes_back_through_a_bridged_echo(tmp_path: Path) -> None:
         script = BRIDGE % {"echo_port": echo_port}
         with running_daemon(tmp_path / "data", voxfiles=voxfiles(tmp_path / "vox", script)) as daemon:
             account = account_line(daemon.sip_port, sim_user_password(daemon))
+            if media == "SRTP":  # SDES keys in the SDP (RTP/SAVP), encrypted both ways; sipp's side stays plain
+                account += ";mediaenc=srtp-mand"
             with running_baresip(tmp_path / "baresip", account, source=source, record=True) as phone:
                 phone.wait_event("REGISTER_OK")
                 assert phone.command("dial", f"sip:555@{HOST}:{daemon.sip_port}")["ok"]
                 phone.wait_event("CALL_ESTABLISHED")
+                if media == "SRTP":
+                    assert "RTP/SAVP" in phone.output() and "a=crypto:" in phone.output()
                 assert wait_until(lambda: "caller connected" in log_lines(daemon), 5), log_lines(daemon)
                 time.sleep(len(played) / RATE + MAX_DELAY_S + 0.5)
                 assert phone.command("hangup")["ok"]
@@ -122,7 +127,7 @@ def test_speech_comes_back_through_a_bridged_echo(tmp_path: Path) -> None:
     lags = [lag / RATE for lag, _, _ in found]
     correlations = [c for _, c, _ in found]
     levels = [level for _, _, level in found]
-    print(f"\nbaresip -> box -> sipp echo -> box -> baresip, {len(found)} windows of speech: "
+    print(f"\nbaresip ({media}) -> box -> sipp echo -> box -> baresip, {len(found)} windows of speech: "
           f"delay {min(lags) * 1000:.0f}-{max(lags) * 1000:.0f} ms, correlation min {min(correlations):.4f} "
           f"median {np.median(correlations):.4f}, level {min(levels):+.2f}..{max(levels):+.2f} dB")
     assert len(found) >= 6, found  # most of the speech came back

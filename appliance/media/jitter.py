@@ -15,6 +15,9 @@ long before the tick that will play it the packet arrived. Over each window (1 s
   tick, dropping a frame (the jitter has calmed down, or the peer's clock runs fast).
 Clock drift therefore costs one dropped or inserted frame every so often and never grows the delay;
 the delay stays between one tick (20 ms) and `max_ms`.
+A window in which nothing arrived (an outage, silence suppression) changes nothing. A timestamp jump
+the ring cannot hold re-synchronises play-out on the new timestamps: at once forwards, after
+`FAR_BEHIND` packets in a row backwards (a single stray packet from long ago is only late).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from appliance.media.audio import TICK_MS
 CAPACITY = 1 << 14  # RTP clock units the ring holds: 2.048 s at 8000 Hz, power of two for masking
 WINDOW_TICKS = 50  # one adaptation decision per second
 SAFETY_MS = 5.0  # the least margin we want for the latest packet of a window
+FAR_BEHIND = 3  # packets in a row from further back than the ring holds: the stream jumped back, resync
 
 # What `put` did with a packet.
 STORED, LATE, DUPLICATE, RESYNC = "stored", "late", "duplicate", "resync"
@@ -37,7 +41,7 @@ class JitterBuffer:
     """Payloads in, one tick of payload (or None: conceal) out, per media tick."""
 
     __slots__ = (
-        "_grow", "_high", "_last_read", "_mask", "_max_units", "_rate", "_read_ts", "_ring", "_safety",
+        "_behind", "_grow", "_high", "_last_read", "_mask", "_max_units", "_rate", "_read_ts", "_ring", "_safety",
         "_start_units", "_started", "_window", "_window_high", "_window_low", "duplicates", "grown", "late",
         "lost", "resyncs", "shrunk", "tick_units",
     )
@@ -54,6 +58,7 @@ class JitterBuffer:
         self._read_ts = 0  # RTP timestamp of the next tick to play
         self._last_read = 0.0  # when the last tick was read (monotonic seconds)
         self._grow = False
+        self._behind = 0  # packets in a row from further back than the ring holds
         self._window = 0
         self._window_low = INF  # smallest and largest margin of this window, in RTP clock units
         self._window_high = -INF
@@ -81,11 +86,23 @@ class JitterBuffer:
         if not self._started:
             self._start(timestamp, now)
         ahead = (timestamp - self._read_ts) & 0xFFFFFFFF
+        resync = False
         if ahead >= 0x80000000:  # before the play-out point: its tick has been played
-            self.late += 1
-            self._grow = True
-            return LATE
-        if ahead + size > CAPACITY - self.tick_units:  # a jump no jitter explains: start again from here
+            if 0x100000000 - ahead <= CAPACITY:
+                self.late += 1
+                self._grow = True
+                return LATE
+            # Further back than the ring holds: a stray packet (late, without growing for it), or, when
+            # FAR_BEHIND come in a row, the stream jumped back (a restart): start again from here.
+            self._behind += 1
+            if self._behind < FAR_BEHIND:
+                self.late += 1
+                return LATE
+            resync = True
+        elif ahead + size > CAPACITY - self.tick_units:  # a jump no jitter explains: start again from here
+            resync = True
+        self._behind = 0
+        if resync:
             self.resyncs += 1
             self._mask[:] = _ZEROS
             self._start(timestamp, now)
@@ -108,7 +125,7 @@ class JitterBuffer:
         margin = ahead + self.tick_units - (now - self._last_read) * self._rate
         self._window_low = min(self._window_low, margin)
         self._window_high = max(self._window_high, margin)
-        return STORED
+        return RESYNC if resync else STORED
 
     def _start(self, timestamp: int, now: float) -> None:
         """Play `timestamp` once `start_ms` of audio is queued."""
@@ -138,7 +155,7 @@ class JitterBuffer:
             if low < self._safety and self._can_grow():  # cutting it fine (a slow peer clock): grow early
                 self._hold()
                 return None
-            if low >= tick + self._safety:  # a whole tick to spare (calmer network, fast peer clock): drop one
+            if tick + self._safety <= low < INF:  # a tick to spare (calmer network, fast peer clock): drop one
                 self._shrink()
         at = self._read_ts & (CAPACITY - 1)
         self._read_ts = (self._read_ts + tick) & 0xFFFFFFFF
