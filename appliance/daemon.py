@@ -130,7 +130,7 @@ async def run(config: Config, *, data_dir: Path, sim: bool, voxfiles_dir: Path |
         gc.freeze()  # start-up objects never need collecting: keeps later GC passes short
         mode = "simulation mode" if sim else "hardware mode"
         notify(f"READY=1\nSTATUS=running ({mode}), HTTP on {config.http.listen}")
-        watchdog.start()
+        watchdog.start(plane.ticking)
         log.info("VoxGate ready (%s): HTTP on %s, SIP on %s, data in %s", mode, config.http.listen,
                  config.sip.listen, data_dir)
         await stop.wait()

@@ -78,6 +78,8 @@ class MediaPlane:
         self._timer: Timer | None = None
         self._next = 0.0
         self._ids = 0
+        self._ran = 0  # ticks run since start
+        self._seen = 0  # ... when `ticking()` last looked
 
     # Units.
 
@@ -152,6 +154,7 @@ class MediaPlane:
             done = self.now()
             self.stats.record(max(0.0, began - self._next), done - began)
             self._next += TICK
+            self._ran += 1
             if done > self._next:
                 self.stats.overruns += 1
             ran += 1
@@ -161,6 +164,11 @@ class MediaPlane:
             self._next += behind * TICK
             log.warning("media tick %d ticks behind: skipped them", behind)
         self._schedule()
+
+    def ticking(self) -> bool:
+        """Has the tick run since the last time this was asked? (The watchdog's health check.)"""
+        seen, self._seen = self._seen, self._ran
+        return self._ran > seen
 
     def close(self) -> None:
         """Stop ticking and release every endpoint. Safe twice."""

@@ -169,6 +169,8 @@ class UserAgent:
         self.calls.pop(call.id, None)
         self._targets.pop(call.id, None)
         if call.media is not None:
+            if call.media.codec is not None:
+                log.info("%s: media %s", call.id, call.media.summary)
             self.plane.release(call.media)
 
     # Outgoing calls

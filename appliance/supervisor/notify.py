@@ -1,7 +1,8 @@
 """systemd's notify protocol: READY/STATUS/STOPPING, and WATCHDOG pings from the event loop.
 
 The pings come from a timer on the event loop itself, so a wedged loop stops them and systemd
-restarts the daemon. Without NOTIFY_SOCKET (not under systemd) nothing is sent.
+restarts the daemon; so does a media tick that stopped ticking (the `healthy` check). Without
+NOTIFY_SOCKET (not under systemd) nothing is sent.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Callable
 
 from systemd import daemon
 
@@ -35,14 +37,17 @@ class Watchdog:
     def __init__(self) -> None:
         self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
+    def start(self, healthy: Callable[[], bool] = lambda: True) -> None:
         interval = watchdog_interval()
         if interval is not None and os.environ.get("NOTIFY_SOCKET"):
-            self._task = asyncio.get_running_loop().create_task(self._ping(interval))
+            self._task = asyncio.get_running_loop().create_task(self._ping(interval, healthy))
 
-    async def _ping(self, interval: float) -> None:
+    async def _ping(self, interval: float, healthy: Callable[[], bool]) -> None:
         while True:
-            notify("WATCHDOG=1")
+            if healthy():
+                notify("WATCHDOG=1")
+            else:
+                log.error("not pinging the watchdog: the media tick has stopped")
             await asyncio.sleep(interval)
 
     async def close(self) -> None:
