@@ -171,13 +171,9 @@ class RtpEndpoint:
         self._packet(data, source)
 
     def _packet(self, data: bytes, source: tuple[str, int]) -> None:
-        if source != self._remote:
-            if source == self._sdp_remote or not self._latched:
-                self._remote = source
-                self._remote_rtcp = (source[0], source[1] + 1)
-            else:
-                self._bad("stray", f"from {source[0]}:{source[1]}, not the latched {self._remote}")
-                return
+        if source != self._remote and self._latched and source != self._sdp_remote:
+            self._bad("stray", f"from {source[0]}:{source[1]}, not the latched {self._remote}")
+            return
         self._per_tick += 1
         if self._per_tick > FLOOD_PER_TICK:
             self._bad("flood", f"more than {FLOOD_PER_TICK} packets in one tick")
@@ -192,6 +188,11 @@ class RtpEndpoint:
                 self._bad("srtp", str(exc))
                 return
         first, second, sequence, timestamp, ssrc = HEADER.unpack_from(data)
+        payload_type = second & 0x7F
+        if payload_type not in (self._pt, self._events_pt, COMFORT_NOISE):
+            what = "RTCP on the RTP port" if 72 <= payload_type <= 76 else f"payload type {payload_type}"
+            self._bad("payload-type", f"{what} was not negotiated")
+            return
         start = 12 + 4 * (first & 0x0F)
         end = len(data)
         if first & 0x10:
@@ -204,6 +205,10 @@ class RtpEndpoint:
         if start > end:
             self._bad("truncated", "header or padding longer than the packet")
             return
+        # A valid packet of this stream: its source is where we send from now on (symmetric RTP).
+        if source != self._remote:
+            self._remote = source
+            self._remote_rtcp = (source[0], source[1] + 1)
         self._latched = True
         now = self._now()
         self._last_packet = now
@@ -216,11 +221,10 @@ class RtpEndpoint:
                 self.jitter.reset()
                 self.stats = rtcp.ReceptionStats(8000)
             self._their_ssrc = ssrc
-        payload_type = second & 0x7F
+        self.stats.received(sequence, timestamp, now)  # events and comfort noise share the sequence
         if payload_type == self._pt:
             if not self.receiving:
                 return
-            self.stats.received(sequence, timestamp, now)
             self.comfort_noise = None
             self.jitter.put(timestamp, data[start:end], now)
             if not self._heard:
@@ -228,13 +232,8 @@ class RtpEndpoint:
                 self.owner.media_event("FirstAudioPacketReceived")
         elif payload_type == self._events_pt:
             self._event(ssrc, timestamp, data[start:end])
-        elif payload_type == COMFORT_NOISE:
-            self.stats.received(sequence, timestamp, now)
-            self.comfort_noise = data[start] & 0x7F if end > start else 127
-        elif 72 <= payload_type <= 76:  # RTCP sent to the RTP port (rtcp-mux, which we do not offer)
-            self._bad("payload-type", "RTCP on the RTP port")
         else:
-            self._bad("payload-type", f"payload type {payload_type} was not negotiated")
+            self.comfort_noise = data[start] & 0x7F if end > start else 127
 
     def _event(self, ssrc: int, timestamp: int, payload: bytes) -> None:
         try:
