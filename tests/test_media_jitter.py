@@ -190,9 +190,9 @@ def test_perfect_network_loses_nothing_and_never_grows() -> None:
         run = simulate(30, perfect(), phase=phase)
         run.figure(f"perfect network, tick phase {phase * 1000:.0f} ms")
         jb = run.jb
-        assert jb.grown == 0 and jb.late == 0 and jb.resyncs == 0
-        assert jb.shrunk <= 1  # the start-up shrink from start_ms, at most
-        assert len(run.missing(0, 1490)) == jb.shrunk  # the start-up shrink drops one frame
+        assert jb.late == 0 and jb.resyncs == 0 and jb.shrunk == 0
+        assert jb.grown <= 1  # a first packet that came just before a tick: one tick more, nothing lost
+        assert len(run.missing(0, 1490)) == 0
         out, base = steady(run, 2.0, 29.0)
         assert out == list(range(base, base + len(out)))  # no gap, no concealment
         # A packet's 20 ms plus the tick phase; within SAFETY_MS of a tick it keeps one more tick.
@@ -277,7 +277,7 @@ def test_a_stall_then_burst_costs_bounded_loss_and_recovers() -> None:
     assert len(missing - stall) <= run.jb.shrunk  # a frame dropped by each shrink (start-up, recovery)
     assert len(missing & stall) <= 300 // 20 + 2
     assert max(run.delays) <= MAX_DELAY_MS
-    out, base = steady(run, 13.0, 39.5)  # after the shrink that gives back the tick grown
+    out, base = steady(run, 16.0, 39.5)  # after the shrinks that give back the ticks grown (CALM_WINDOWS each)
     assert None not in out and out == list(range(base, base + len(out)))
     assert run.jb.delay_ms < 60.0
 
@@ -308,7 +308,8 @@ def _drift(seconds: float, drift: float, label: str) -> None:
     assert max(run.delays) <= MAX_DELAY_MS
     minute = min(60.0, seconds / 6)
     assert run.jb.delay_ms <= run.delay_at(minute) + 20.0  # does not grow without limit
-    assert max(run.delays[int(minute / TICK) :]) <= 60.0
+    # At most a tick, SPARE_MS and two ticks of drift before a shrink.
+    assert max(run.delays[int(minute / TICK) :]) <= 90.0
     # Output order was checked by simulate; the audio keeps flowing, losing only the dropped frames.
     lost = run.missing(int(minute / TICK), int((seconds - 1) / TICK))
     assert len(lost) <= 2 * adjusted + 2
@@ -375,7 +376,7 @@ def test_ptime_10_and_30_assemble_into_ticks() -> None:
             run = simulate(30, perfect(), ptime_ms=ptime_ms, phase=phase)
             run.figure(f"ptime {ptime_ms} ms, tick phase {phase * 1000:.0f} ms")
             assert run.jb.late == 0 and run.jb.grown == 0
-            out, base = steady(run, 2.0, 29.5)
+            out, base = steady(run, 5.0, 29.5)  # after the start-up delay (a tick more) has been trimmed
             assert None not in out and out == list(range(base, base + len(out)))
 
 

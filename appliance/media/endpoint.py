@@ -119,6 +119,7 @@ class RtpEndpoint:
         self._ts = random.getrandbits(32)
         self._pending = b""  # encoded audio waiting for a whole packet when ptime is not one tick
         self._dtmf_out = DtmfSender()
+        self._keys_out = False  # keys queued or being sent (checked every tick, so a plain flag)
         self.packets_sent = 0
         self.octets_sent = 0
         self._next_report = now() + rtcp.next_report_delay(random.Random())
@@ -305,8 +306,9 @@ class RtpEndpoint:
             self._report(now)
         if not self.sending or self._remote is None:
             return
-        if self._dtmf_out.busy:
+        if self._keys_out:
             events = self._dtmf_out.tick(ts, len(payload))
+            self._keys_out = self._dtmf_out.busy
             if events is not None:
                 for marker, event_ts, event in events:
                     self._send(self._events_pt, marker, event_ts, event)
@@ -341,6 +343,7 @@ class RtpEndpoint:
         if not self.telephone_events:
             return False
         self._dtmf_out.queue("".join(d for d in digits.upper() if d in EVENTS))
+        self._keys_out = self._dtmf_out.busy
         return True
 
     def _report(self, now: float) -> None:

@@ -11,8 +11,13 @@ long before the tick that will play it the packet arrived. Over each window (1 s
   one frame and is absorbed afterwards;
 - a window whose smallest margin kept below `SAFETY` grows the delay by a tick before anything is
   late (a peer whose clock runs slow against ours);
-- a window whose smallest margin left room for a whole tick plus `SAFETY` shrinks the delay by one
-  tick, dropping a frame (the jitter has calmed down, or the peer's clock runs fast).
+- `CALM_WINDOWS` windows in a row whose smallest margin left room for a whole tick plus `SPARE_MS`
+  shrink the delay by one tick, dropping a frame (the jitter has calmed down, or the peer's clock
+  runs fast); a window with two ticks to spare shrinks at once, so even fast drift never piles up.
+  SPARE_MS above SAFETY_MS is the hysteresis that keeps a stream whose margin hovers near a
+  threshold from growing and shrinking in turn: growing costs no audio, shrinking costs a frame.
+Play-out starts one tick behind the first packet (`start_ms`): a steady LAN stream then never
+needs a frame dropped, and a jittery one grows to what it needs within its first packets.
 Clock drift therefore costs one dropped or inserted frame every so often and never grows the delay;
 the delay stays between one tick (20 ms) and `max_ms`.
 A window in which nothing arrived (an outage, silence suppression) changes nothing. A timestamp jump
@@ -27,6 +32,8 @@ from appliance.media.audio import TICK_MS
 CAPACITY = 1 << 14  # RTP clock units the ring holds: 2.048 s at 8000 Hz, power of two for masking
 WINDOW_TICKS = 50  # one adaptation decision per second
 SAFETY_MS = 5.0  # the least margin we want for the latest packet of a window
+SPARE_MS = 15.0  # the margin a shrink must leave (well above SAFETY_MS: hysteresis against timing noise)
+CALM_WINDOWS = 3  # windows in a row with a tick to spare before the delay shrinks
 FAR_BEHIND = 3  # packets in a row from further back than the ring holds: the stream jumped back, resync
 
 # What `put` did with a packet.
@@ -41,17 +48,19 @@ class JitterBuffer:
     """Payloads in, one tick of payload (or None: conceal) out, per media tick."""
 
     __slots__ = (
-        "_behind", "_grow", "_high", "_last_read", "_mask", "_max_units", "_rate", "_read_ts", "_ring", "_safety",
-        "_start_units", "_started", "_window", "_window_high", "_window_low", "duplicates", "grown", "late",
-        "lost", "resyncs", "shrunk", "tick_units",
+        "_behind", "_calm", "_grow", "_high", "_last_read", "_mask", "_max_units", "_rate", "_read_ts", "_ring",
+        "_safety", "_spare", "_start_units", "_started", "_window", "_window_high", "_window_low", "duplicates",
+        "grown", "late", "lost", "resyncs", "shrunk", "tick_units",
     )
 
-    def __init__(self, clock_rate: int = 8000, max_ms: int = 200, start_ms: int = 40) -> None:
+    def __init__(self, clock_rate: int = 8000, max_ms: int = 200, start_ms: int = 20) -> None:
         self._rate = clock_rate
         self.tick_units = clock_rate * TICK_MS // 1000
         self._max_units = clock_rate * max_ms // 1000
         self._start_units = clock_rate * start_ms // 1000
         self._safety = clock_rate * SAFETY_MS / 1000
+        self._spare = clock_rate * SPARE_MS / 1000
+        self._calm = 0  # windows in a row with a tick to spare
         self._ring = bytearray(CAPACITY)
         self._mask = bytearray(CAPACITY)  # 1 where the ring holds a byte not yet played
         self._started = False
@@ -84,7 +93,7 @@ class JitterBuffer:
         """File one packet's payload; `now` is its arrival time (monotonic seconds)."""
         size = len(payload)
         if not self._started:
-            self._start(timestamp, now)
+            self._start(timestamp, size, now)
         ahead = (timestamp - self._read_ts) & 0xFFFFFFFF
         resync = False
         if ahead >= 0x80000000:  # before the play-out point: its tick has been played
@@ -105,7 +114,7 @@ class JitterBuffer:
         if resync:
             self.resyncs += 1
             self._mask[:] = _ZEROS
-            self._start(timestamp, now)
+            self._start(timestamp, size, now)
             ahead = (timestamp - self._read_ts) & 0xFFFFFFFF
         at = timestamp & (CAPACITY - 1)
         if self._mask[at]:
@@ -121,18 +130,23 @@ class JitterBuffer:
             self._ring[: end - CAPACITY] = payload[split:]
             self._mask[at:] = _ONES[:split]
             self._mask[: end - CAPACITY] = _ONES[: size - split]
-        # Time left before the tick that plays this packet's first byte (read one tick after the last read).
-        margin = ahead + self.tick_units - (now - self._last_read) * self._rate
+        # Time left before the tick that plays this packet's first byte (read one tick after the last read);
+        # that tick may start before the byte when packets are not one tick long.
+        tick = self.tick_units
+        margin = ahead - ahead % tick + tick - (now - self._last_read) * self._rate
         self._window_low = min(self._window_low, margin)
         self._window_high = max(self._window_high, margin)
         return RESYNC if resync else STORED
 
-    def _start(self, timestamp: int, now: float) -> None:
-        """Play `timestamp` once `start_ms` of audio is queued."""
+    def _start(self, timestamp: int, size: int, now: float) -> None:
+        """Play `timestamp` once `start_ms` of audio is queued; packets that are not one tick long
+        (10 or 30 ms ptime) need a tick more, so the first tick is whole when it is played."""
+        tick = self.tick_units
+        start = self._start_units if size == tick else self._start_units + tick * -(-size // tick)
         self._started = True
-        self._read_ts = (timestamp - self._start_units + self.tick_units) & 0xFFFFFFFF
+        self._read_ts = (timestamp - start + tick) & 0xFFFFFFFF
         self._last_read = now
-        self._high = float(self._start_units - self.tick_units)
+        self._high = float(start - tick)
         self._window = 0
         self._window_low = INF
         self._window_high = -INF
@@ -155,8 +169,14 @@ class JitterBuffer:
             if low < self._safety and self._can_grow():  # cutting it fine (a slow peer clock): grow early
                 self._hold()
                 return None
-            if tick + self._safety <= low < INF:  # a tick to spare (calmer network, fast peer clock): drop one
-                self._shrink()
+            spare = (low - self._spare) // tick if low < INF else 0  # whole ticks to spare
+            if spare >= 1:  # calmer network, or a peer clock running fast
+                self._calm += 1
+                if self._calm >= CALM_WINDOWS or spare >= 2:  # a lot to spare (fast drift): no waiting
+                    self._calm = 0
+                    self._shrink()
+            elif low < INF:
+                self._calm = 0
         at = self._read_ts & (CAPACITY - 1)
         self._read_ts = (self._read_ts + tick) & 0xFFFFFFFF
         payload = self._take(at, tick)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -75,6 +76,8 @@ class MediaPlane:
         self.mixer = Mixer(self.graph)
         self.mixer.on_key = lambda endpoint, key: endpoint.owner.key_received(key, "inband")
         self.stats = TickStats()
+        # Media time: the precise monotonic clock (the loop's has 1 ms steps), or a virtual one in tests.
+        self.now: Callable[[], float] = time.monotonic if clock.runs_during_work else clock.monotonic
         self._timer: Timer | None = None
         self._next = 0.0
         self._ids = 0
@@ -135,8 +138,6 @@ class MediaPlane:
 
     # The tick.
 
-    def now(self) -> float:
-        return time.monotonic() if self._clock.runs_during_work else self._clock.monotonic()
 
     def start(self) -> None:
         self._next = self.now() + TICK
