@@ -22,7 +22,7 @@ from appliance.clock import Clock, Timer
 from appliance.media.audio import TICK_MS
 from appliance.media.dtmf_tones import DtmfDetector, DtmfGenerator
 from appliance.media.endpoint import Owner, RtpEndpoint
-from appliance.media.graph import Conference, Graph, MediaUnit, Routable
+from appliance.media.graph import Conference, Graph, Routable
 from appliance.media.mixer import Mixer
 from appliance.media.ports import RtpPorts
 
@@ -51,9 +51,6 @@ class TickStats:
         self.ticks += 1
         self.busy += busy
         self.max_lateness = max(self.max_lateness, lateness)
-
-    def reset(self) -> None:
-        self.__init__()  # type: ignore[misc]
 
     def lateness_ms(self, percentile: float) -> float:
         kept = self._lateness[: min(self._at, LATENESS_KEPT)]
@@ -102,10 +99,6 @@ class MediaPlane:
         conference = Conference(self._new_id("conference"))
         self.graph.add(conference)
         return conference
-
-    def add(self, unit: MediaUnit) -> None:
-        """A unit made elsewhere (a player, a recorder, a test probe)."""
-        self.graph.add(unit)
 
     def release(self, unit: Routable) -> None:
         """The unit is gone: out of the graph, and an endpoint's ports back in the pool. Safe twice."""

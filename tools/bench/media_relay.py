@@ -31,7 +31,12 @@ gives the parts (late, duplicates, shrunk, concealed), the plane's tick statisti
 Concealed ticks are not losses in themselves: a packet the generator never delivered (or one lost
 by the kernel, counted above) is concealed too, and so is each tick by which a buffer grows.
 
-    .venv/bin/python tools/bench/media_relay.py --peers FILE --calls N --warmup 2 --window 17 [--profile]
+With --errors (for tools/bench/media_flood.py) the ports line also gives each endpoint's RTCP port
+("rtcp_ports", same shape as "ports") and the result also gives, over the window, the endpoints' bad
+input by kind ("errors_by_kind", summed over the endpoints) and the kernel's drops per local port
+("drops_by_port", nonzero only); the other keys are unchanged.
+
+    .venv/bin/python tools/bench/media_relay.py --peers FILE --calls N --warmup 2 --window 17 [--profile] [--errors]
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ import pstats
 import socket
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +63,7 @@ if __package__ in (None, ""):  # run as a file: make `appliance` and `tools.benc
 
 from appliance.clock import RealClock
 from appliance.media.endpoint import RtpEndpoint
-from appliance.media.plane import MediaPlane
+from appliance.media.plane import MediaPlane, TickStats
 from appliance.media.ports import RtpPorts
 from appliance.media.srtp import SrtpKeys
 
@@ -103,17 +108,22 @@ def buffered(endpoint: RtpEndpoint) -> int:
     return jitter._mask.count(1) // jitter.tick_units  # the bench reads the ring's occupancy mask
 
 
-def kernel_drops(ports: set[int]) -> int:
-    """Datagrams the kernel dropped on these local UDP ports of 127.0.0.1 (/proc/net/udp `drops`)."""
-    total = 0
+def drops_by_port(ports: set[int]) -> dict[int, int]:
+    """Datagrams the kernel dropped on each of these local UDP ports of 127.0.0.1 (/proc/net/udp `drops`)."""
+    drops: dict[int, int] = {}
     with open("/proc/net/udp") as lines:
         next(lines)
         for line in lines:
             fields = line.split()
             address, port = fields[1].split(":")
             if address == "0100007F" and int(port, 16) in ports:
-                total += int(fields[-1])
-    return total
+                drops[int(port, 16)] = drops.get(int(port, 16), 0) + int(fields[-1])
+    return drops
+
+
+def kernel_drops(ports: set[int]) -> int:
+    """Datagrams the kernel dropped on these local UDP ports of 127.0.0.1 (/proc/net/udp `drops`)."""
+    return sum(drops_by_port(ports).values())
 
 
 def run_delay() -> float:
@@ -135,10 +145,25 @@ class Snapshot:
     buffered: list[int]
     errors: int
     drops: int
+    errors_by_kind: dict[str, int] = field(default_factory=dict)  # filled only when asked (--errors)
+    drops_by_port: dict[int, int] = field(default_factory=dict)  # likewise, the RTP and RTCP ports
 
 
-def snapshot(endpoints: list[RtpEndpoint], ports: set[int], end: bool) -> Snapshot:
-    """Every counter; the CPU time is read last at the start of the window and first at its end."""
+def errors_by_kind(endpoints: list[RtpEndpoint]) -> dict[str, int]:
+    """The endpoints' bad input, by kind, summed over the endpoints."""
+    kinds: dict[str, int] = {}
+    for endpoint in endpoints:
+        for kind, count in endpoint.errors.items():
+            kinds[kind] = kinds.get(kind, 0) + count
+    return kinds
+
+
+def snapshot(endpoints: list[RtpEndpoint], ports: set[int], end: bool,
+             detail_ports: set[int] | None = None) -> Snapshot:
+    """Every counter; the CPU time is read last at the start of the window and first at its end.
+
+    With `detail_ports`, also the errors by kind and the kernel's drops on each of those ports.
+    """
     cpu = 0.0
     if end:
         times = os.times()
@@ -149,6 +174,9 @@ def snapshot(endpoints: list[RtpEndpoint], ports: set[int], end: bool) -> Snapsh
         late=[e.jitter.late for e in endpoints], duplicates=[e.jitter.duplicates for e in endpoints],
         shrunk=[e.jitter.shrunk for e in endpoints], buffered=[buffered(e) for e in endpoints],
         errors=sum(sum(e.errors.values()) for e in endpoints), drops=kernel_drops(ports))
+    if detail_ports is not None:
+        snap.errors_by_kind = errors_by_kind(endpoints)
+        snap.drops_by_port = drops_by_port(detail_ports)
     if not end:
         times = os.times()
         snap.cpu = times.user + times.system
@@ -213,25 +241,38 @@ async def run(args: argparse.Namespace) -> None:
             plane.send(legs[1].id, legs[0].id)
             endpoints.extend(legs)
         ports = {e.port for e in endpoints}
-        print(json.dumps({"ports": [[endpoints[2 * i].port, endpoints[2 * i + 1].port]
-                                    for i in range(args.calls)]}), flush=True)
+        listing: dict[str, Any] = {"ports": [[endpoints[2 * i].port, endpoints[2 * i + 1].port]
+                                             for i in range(args.calls)]}
+        detail_ports: set[int] | None = None
+        if args.errors:
+            rtcp_ports = [e._rtcp.getsockname()[1] for e in endpoints]  # the bench reads the socket it was given
+            listing["rtcp_ports"] = [[rtcp_ports[2 * i], rtcp_ports[2 * i + 1]] for i in range(args.calls)]
+            detail_ports = ports | set(rtcp_ports)
+        print(json.dumps(listing), flush=True)
         reader = await stdin_lines()
         if (await reader.readline()).strip() != b"go":
             return
         plane.start()
         await asyncio.sleep(args.warmup)
         profile = cProfile.Profile() if args.profile else None
-        plane.stats.reset()
-        first = snapshot(endpoints, ports, end=False)
+        plane.stats = TickStats()
+        first = snapshot(endpoints, ports, end=False, detail_ports=detail_ports)
         if profile is not None:
             profile.enable()
         await asyncio.sleep(args.window)
         if profile is not None:
             profile.disable()
-        last = snapshot(endpoints, ports, end=True)
+        last = snapshot(endpoints, ports, end=True, detail_ports=detail_ports)
         stats = plane.stats.summary()
         result = {"calls": args.calls, **window(first, last, args.calls), **stats,
                   "max_lateness_ms": round(plane.stats.max_lateness * 1000, 3)}
+        if detail_ports is not None:
+            result["errors_by_kind"] = {kind: count - first.errors_by_kind.get(kind, 0)
+                                        for kind, count in sorted(last.errors_by_kind.items())
+                                        if count > first.errors_by_kind.get(kind, 0)}
+            result["drops_by_port"] = {str(port): count - first.drops_by_port.get(port, 0)
+                                       for port, count in sorted(last.drops_by_port.items())
+                                       if count > first.drops_by_port.get(port, 0)}
         print(json.dumps(result), flush=True)
         if profile is not None:
             out = io.StringIO()
@@ -252,6 +293,8 @@ def main() -> None:
     parser.add_argument("--window", type=float, required=True, help="seconds measured")
     parser.add_argument("--pin-cpu", type=int, default=None)
     parser.add_argument("--profile", action="store_true", help="cProfile the window; top functions to stderr")
+    parser.add_argument("--errors", action="store_true",
+                        help="also list the RTCP ports, and report errors by kind and drops per port")
     args = parser.parse_args()
     if args.pin_cpu is not None:
         os.sched_setaffinity(0, {args.pin_cpu})
