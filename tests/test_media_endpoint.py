@@ -648,6 +648,17 @@ async def test_rtcp_reports_both_ways() -> None:
             assert summary["round_trip_ms"] == endpoint.round_trip_ms
             assert summary["packets_sent"] == 21 and summary["packets_received"] == 90
             assert endpoint.errors == {}
+            # RTCP latched to the peer's RTCP socket: another port on the same host cannot take it over.
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as other:
+                other.bind((HOST, 0))
+                bogus = rtcp.ReceptionReport(endpoint.ssrc, 255, 99, 1000, 8000, 0, 0)
+                other.sendto(rtcp.serialize_compound([rtcp.ReceiverReport(p.ssrc, (bogus,))]),
+                             (HOST, endpoint.port + 1))
+                await wait_until(lambda: endpoint.errors.get("stray") == 1)
+            assert endpoint.remote_fraction_lost == 25.0  # the stranger's report was not believed
+            endpoint._next_report = 0
+            endpoint.push(b"\x55" * FRAME, plane.now())
+            await wait_until(lambda: len(p.rtcp_received) == 2)  # our reports still go to the peer
 
 
 async def test_report_is_sent_when_due_by_public_timing() -> None:

@@ -1,7 +1,8 @@
 """A leg's media endpoint: its RTP and RTCP sockets, and what goes in and out of them each tick.
 
-Receiving runs on the event loop as packets come (one read per wake-up; the loop calls again while
-more are queued, so a flooded port cannot starve the others): header checks, SRTP, the latched
+Receiving runs on the event loop as packets come (one good packet per wake-up, bad ones drained up
+to a bound; the loop calls again while more are queued, so a flooded port can neither starve the
+others nor crowd its own good packets out of the kernel's buffer): header checks, SRTP, the latched
 source, telephone events, comfort noise, reception statistics, then the jitter buffer. Each media
 tick the mixer `pull`s one tick of payload (None: conceal) and `push`es one tick of encoded audio,
 which goes out with our own SSRC, sequence and timestamp, or is replaced by RFC 4733 events while
@@ -39,6 +40,7 @@ MAX_DATAGRAM = 2048
 COMFORT_NOISE = 13  # RFC 3389's static payload type
 RTP_TIMEOUT = 7.0  # seconds without RTP before Call.RtpStopped (as Voximplant)
 REPORT_EVERY = 10.0  # seconds between two reports of the same kind of bad input
+BAD_READS_PER_WAKEUP = 32  # bad packets are drained in bursts, so a flood cannot crowd good ones out
 FLOOD_PER_TICK = 25  # packets per tick (500/s, 10x a 20 ms stream) beyond which a source floods us
 CNAME = "voxgate"
 _WALL_OFFSET = time.time() - time.monotonic()
@@ -100,6 +102,7 @@ class RtpEndpoint:
         self._remote: tuple[str, int] | None = None
         self._sdp_remote: tuple[str, int] | None = None
         self._remote_rtcp: tuple[str, int] | None = None
+        self._rtcp_latched = False
         self._latched = False
         self._srtp: SrtpContext | None = None
         # Receiving.
@@ -112,6 +115,7 @@ class RtpEndpoint:
         self._heard = False
         self._stopped = False
         self._per_tick = 0
+        self._dropped = False  # the packet just read was refused
         self._last_sr: tuple[int, float] | None = None
         # Sending.
         self.ssrc = random.getrandbits(32)
@@ -151,6 +155,7 @@ class RtpEndpoint:
         if remote != self._sdp_remote:
             self._sdp_remote = self._remote = remote
             self._remote_rtcp = (media.remote_address, media.remote_rtcp_port)
+            self._rtcp_latched = False
             self._latched = False
         self._srtp = SrtpContext.from_keys(media.srtp) if media.srtp is not None else None
         self.on_change()
@@ -163,13 +168,17 @@ class RtpEndpoint:
     # Receiving.
 
     def _rtp_readable(self) -> None:
-        try:
-            data, source = self._rtp.recvfrom(MAX_DATAGRAM)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:  # an ICMP error queued on the socket: nothing to read
-            return
-        self._packet(data, source)
+        for _ in range(BAD_READS_PER_WAKEUP):
+            try:
+                data, source = self._rtp.recvfrom(MAX_DATAGRAM)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:  # an ICMP error queued on the socket: nothing to read
+                return
+            self._dropped = False
+            self._packet(data, source)
+            if not self._dropped:
+                return  # a good packet: the next one (if any) waits for the next wake-up
 
     def _packet(self, data: bytes, source: tuple[str, int]) -> None:
         if source != self._remote and self._latched and source != self._sdp_remote:
@@ -209,7 +218,8 @@ class RtpEndpoint:
         # A valid packet of this stream: its source is where we send from now on (symmetric RTP).
         if source != self._remote:
             self._remote = source
-            self._remote_rtcp = (source[0], source[1] + 1)
+            if not self._rtcp_latched:
+                self._remote_rtcp = (source[0], source[1] + 1)
         self._latched = True
         now = self._now()
         self._last_packet = now
@@ -252,7 +262,9 @@ class RtpEndpoint:
             return
         except OSError:
             return
-        if self._remote_rtcp is not None and source[0] != self._remote_rtcp[0]:
+        # Like RTP, RTCP latches to the first valid sender at the peer's address (its port may be NAT's).
+        if source != self._remote_rtcp and (self._rtcp_latched or self._remote_rtcp is None
+                                            or source[0] != self._remote_rtcp[0]):
             self._bad("stray", f"RTCP from {source[0]}:{source[1]}")
             return
         if self._srtp is not None:
@@ -268,6 +280,7 @@ class RtpEndpoint:
             return
         now = self._now()
         self._remote_rtcp = source
+        self._rtcp_latched = True
         for packet in packets:
             if isinstance(packet, rtcp.SenderReport):
                 self._last_sr = (rtcp.ntp_middle32(packet.ntp_timestamp), now)
@@ -373,6 +386,7 @@ class RtpEndpoint:
     # Bad input.
 
     def _bad(self, kind: str, detail: str) -> None:
+        self._dropped = True
         count = self.errors.get(kind, 0) + 1
         self.errors[kind] = count
         now = self._now()

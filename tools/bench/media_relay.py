@@ -33,8 +33,9 @@ by the kernel, counted above) is concealed too, and so is each tick by which a b
 
 With --errors (for tools/bench/media_flood.py) the ports line also gives each endpoint's RTCP port
 ("rtcp_ports", same shape as "ports") and the result also gives, over the window, the endpoints' bad
-input by kind ("errors_by_kind", summed over the endpoints) and the kernel's drops per local port
-("drops_by_port", nonzero only); the other keys are unchanged.
+input by kind ("errors_by_kind", summed over the endpoints), the kernel's drops per local port
+("drops_by_port", nonzero only) and, per endpoint's RTP port, the audio packets it accepted and the
+ticks it concealed ("by_port": {port: [received, concealed]}); the other keys are unchanged.
 
     .venv/bin/python tools/bench/media_relay.py --peers FILE --calls N --warmup 2 --window 17 [--profile] [--errors]
 """
@@ -273,6 +274,9 @@ async def run(args: argparse.Namespace) -> None:
             result["drops_by_port"] = {str(port): count - first.drops_by_port.get(port, 0)
                                        for port, count in sorted(last.drops_by_port.items())
                                        if count > first.drops_by_port.get(port, 0)}
+            result["by_port"] = {str(e.port): [last.received[n] - first.received[n],
+                                               last.concealed[n] - first.concealed[n]]
+                                 for n, e in enumerate(endpoints)}
         print(json.dumps(result), flush=True)
         if profile is not None:
             out = io.StringIO()
