@@ -9,8 +9,9 @@ long before the tick that will play it the packet arrived. Over each window (1 s
 - a packet that arrives after its frame was played is dropped as late, and the delay grows by one
   tick at once (the next read plays a concealed frame instead of advancing): a jitter spike costs
   one frame and is absorbed afterwards;
-- a window whose smallest margin kept below `SAFETY` grows the delay by a tick before anything is
-  late (a peer whose clock runs slow against ours);
+- `TIGHT_WINDOWS` windows in a row whose smallest margin kept below `SAFETY_MS` grow the delay by a
+  tick before anything is late (a peer whose clock runs slow against ours; one packet held up once
+  is not a reason);
 - `CALM_WINDOWS` windows in a row whose smallest margin left room for a whole tick plus `SPARE_MS`
   shrink the delay by one tick, dropping a frame (the jitter has calmed down, or the peer's clock
   runs fast); a window with two ticks to spare shrinks at once, so even fast drift never piles up.
@@ -34,6 +35,7 @@ WINDOW_TICKS = 50  # one adaptation decision per second
 SAFETY_MS = 5.0  # the least margin we want for the latest packet of a window
 SPARE_MS = 15.0  # the margin a shrink must leave (well above SAFETY_MS: hysteresis against timing noise)
 CALM_WINDOWS = 3  # windows in a row with a tick to spare before the delay shrinks
+TIGHT_WINDOWS = 2  # windows in a row with less than SAFETY_MS to spare before the delay grows early
 FAR_BEHIND = 3  # packets in a row from further back than the ring holds: the stream jumped back, resync
 
 # What `put` did with a packet.
@@ -49,8 +51,8 @@ class JitterBuffer:
 
     __slots__ = (
         "_behind", "_calm", "_grow", "_high", "_last_read", "_mask", "_max_units", "_rate", "_read_ts", "_ring",
-        "_safety", "_spare", "_start_units", "_started", "_window", "_window_high", "_window_low", "duplicates",
-        "grown", "late", "lost", "resyncs", "shrunk", "tick_units",
+        "_safety", "_spare", "_start_units", "_started", "_tight", "_window", "_window_high", "_window_low",
+        "duplicates", "grown", "late", "lost", "resyncs", "shrunk", "tick_units",
     )
 
     def __init__(self, clock_rate: int = 8000, max_ms: int = 200, start_ms: int = 20) -> None:
@@ -61,6 +63,7 @@ class JitterBuffer:
         self._safety = clock_rate * SAFETY_MS / 1000
         self._spare = clock_rate * SPARE_MS / 1000
         self._calm = 0  # windows in a row with a tick to spare
+        self._tight = 0  # windows in a row cutting it fine
         self._ring = bytearray(CAPACITY)
         self._mask = bytearray(CAPACITY)  # 1 where the ring holds a byte not yet played
         self._started = False
@@ -166,7 +169,10 @@ class JitterBuffer:
         self._window += 1
         if self._window >= WINDOW_TICKS:
             low = self._end_window()
-            if low < self._safety and self._can_grow():  # cutting it fine (a slow peer clock): grow early
+            self._tight = self._tight + 1 if low < self._safety else 0
+            # Cutting it fine two windows running (a slow peer clock, not one packet held up): grow early.
+            if self._tight >= TIGHT_WINDOWS and self._can_grow():
+                self._tight = 0
                 self._hold()
                 return None
             spare = (low - self._spare) // tick if low < INF else 0  # whole ticks to spare
