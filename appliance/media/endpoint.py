@@ -306,7 +306,7 @@ class RtpEndpoint:
     def pull(self, now: float) -> bytes | None:
         """This tick's payload from the jitter buffer, or None (nothing heard, or lost: conceal)."""
         self._per_tick = 0
-        if self._heard and not self._stopped and now - self._last_packet > RTP_TIMEOUT and self.receiving:
+        if now - self._last_packet > RTP_TIMEOUT and self._heard and not self._stopped and self.receiving:
             self._stopped = True
             self.owner.media_event("RtpStopped")
         return self.jitter.get(now) if self.receiving else None
