@@ -263,8 +263,8 @@ class RtpEndpoint:
         except OSError:
             return
         # Like RTP, RTCP latches to the first valid sender at the peer's address (its port may be NAT's).
-        if source != self._remote_rtcp and (self._rtcp_latched or self._remote_rtcp is None
-                                            or source[0] != self._remote_rtcp[0]):
+        expected = self._remote_rtcp
+        if source != expected and (self._rtcp_latched or (expected is not None and source[0] != expected[0])):
             self._bad("stray", f"RTCP from {source[0]}:{source[1]}")
             return
         if self._srtp is not None:
