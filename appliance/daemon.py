@@ -18,10 +18,13 @@ from appliance import voxfiles
 from appliance.clock import RealClock
 from appliance.config import Config, parse_address, parse_port_range
 from appliance.engine.engine import Engine, check_script
+from appliance.engine.players import MediaSources
 from appliance.errors import ApplianceError
 from appliance.logs import setup_logging
+from appliance.media.fetch import MediaFetcher
 from appliance.media.plane import MediaPlane
 from appliance.media.ports import RtpPorts
+from appliance.media.tts import TtsCache
 from appliance.router import CallRouter, Router
 from appliance.sip.service import SipService
 from appliance.store.apikeys import ApiKeys
@@ -38,6 +41,7 @@ log = logging.getLogger(__name__)
 
 DB_FILE = "voxgate.db"
 KV_PURGE_SECONDS = 3600.0
+TTS_CACHE_BYTES = 64 * 1024 * 1024  # rendered prompts kept on the data partition
 
 
 def _advertised_base(config: Config, host: str, port: int) -> str:
@@ -89,6 +93,7 @@ async def run(config: Config, *, data_dir: Path, sim: bool, voxfiles_dir: Path |
     engine: Engine | None = None
     sip: SipService | None = None
     plane: MediaPlane | None = None
+    fetcher: MediaFetcher | None = None
     call_router: CallRouter | None = None
     try:
         catalog = Catalog(db, check_script)
@@ -112,6 +117,8 @@ async def run(config: Config, *, data_dir: Path, sim: bool, voxfiles_dir: Path |
         plane.start()
         sip = SipService(config.sip, clock, sip_store, data_dir, config.appliance.name, plane)
         engine.plane = plane
+        fetcher = MediaFetcher(data_dir / "cache" / "media")
+        engine.sources = MediaSources(fetcher, TtsCache(data_dir / "cache" / "tts", TTS_CACHE_BYTES))
         engine.dialer = sip.lines
         call_router = CallRouter(router, engine)
         await sip.start(call_router)
@@ -144,6 +151,8 @@ async def run(config: Config, *, data_dir: Path, sim: bool, voxfiles_dir: Path |
             await sip.close()
         if plane is not None:
             plane.close()
+        if fetcher is not None:
+            await fetcher.close()
         if call_router is not None:
             await call_router.close()
         if engine is not None:

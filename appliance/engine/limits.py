@@ -21,6 +21,7 @@ SCENARIO_CHARS = 256 * 1024  # one scenario's source
 IDLE_SESSION_SECONDS = 60.0  # a session without calls ends after this
 TERMINATION_WAIT_SECONDS = 90.0  # pending HTTP/SMTP requests are awaited this long at termination
 HTTP_REQUEST_REPLY_SECONDS = 30.0  # an AppEvents.HttpRequest handler must answer within this
+PLAYERS_PER_SESSION = 10  # media players alive at once (say/startPlayback each use one)
 
 # Shared with JS (names as the prelude reads them).
 FOR_JS = {
@@ -32,6 +33,7 @@ FOR_JS = {
     "smtpTotal": SMTP_TOTAL,
     "logMessageChars": LOG_MESSAGE_CHARS,
     "customDataChars": CUSTOM_DATA_CHARS,
+    "playersPerSession": PLAYERS_PER_SESSION,
     "storageKeyChars": 200,
     "storageValueChars": 2000,
     "storageTtlMax": 7_776_000,

@@ -23,10 +23,10 @@ Command = dict[str, Any]
 
 
 class SessionMedia:
-    def __init__(self, session_id: int, plane: MediaPlane | None, unit_of_call: Callable[[str], str | None]) -> None:
+    def __init__(self, session_id: int, plane: MediaPlane | None, unit_of: Callable[[str], str | None]) -> None:
         self._session_id = session_id
         self._plane = plane
-        self._unit_of_call = unit_of_call  # a JS call id -> its leg's unit id, once it has one
+        self._unit_of = unit_of  # a JS call or player id -> its unit id, once it has one
         self._conferences: dict[str, Conference] = {}  # by JS id
         self._wanted: dict[str, str] = {}  # JS sink -> JS source (sinks that are not conferences)
         self._mixed: set[tuple[str, str]] = set()  # (JS source, JS conference)
@@ -57,7 +57,7 @@ class SessionMedia:
         conference = self._conferences.get(js_id)
         if conference is not None:
             return conference.id
-        return self._unit_of_call(js_id)
+        return self._unit_of(js_id)
 
     def sync(self) -> None:
         """Make the graph carry every wanted edge whose ends exist, and no edge the script undid."""

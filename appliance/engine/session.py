@@ -33,6 +33,7 @@ from appliance.engine.calls import SessionCalls
 from appliance.engine.errors import ScriptSyntaxError
 from appliance.engine.jsruntime import Command, JsContext, ScriptFailure
 from appliance.engine.media import SessionMedia
+from appliance.engine.players import SessionPlayers
 from appliance.engine.sessionlog import LineSink, SessionLog
 from appliance.engine.worker import EngineWorker
 from appliance.legs.leg import Leg
@@ -104,8 +105,10 @@ class Session:
         self.system_error = False
         self.finish_reason = ""
         self.failure: ScriptFailure | None = None
-        self.legs = SessionCalls(session_id, engine.dialer, self._leg_event, self._legs_changed, self.note)
-        self.media = SessionMedia(session_id, engine.plane, self.legs.unit_of)
+        self.legs = SessionCalls(session_id, engine.dialer, self._unit_event, self._legs_changed, self.note)
+        self.players = SessionPlayers(session_id, engine.plane, engine.sources, engine.clock, self._unit_event)
+        self.media = SessionMedia(session_id, engine.plane,
+                                  lambda js_id: self.legs.unit_of(js_id) or self.players.unit_of(js_id))
         self.hide_tones = False
         self.started_at = engine.clock.time()
         self.access_url = f"{base_url}/request/{session_id}/{self.secret}"
@@ -245,7 +248,7 @@ class Session:
             self._idle.cancel()
             self._idle = None
 
-    def _leg_event(self, event: Command) -> None:
+    def _unit_event(self, event: Command) -> None:
         self.media.sync()
         if self.phase in LIVE:
             self._event(event)
@@ -300,6 +303,10 @@ class Session:
         elif op in ("media", "conference"):
             if self.phase in LIVE:
                 self.media.apply(cmd)
+        elif op == "player":
+            if self.phase in LIVE:
+                self.players.apply(cmd)
+                self.media.sync()
         else:
             log.warning("session %d: unknown command %r", self.id, op)
 
@@ -490,6 +497,7 @@ class Session:
             return
         self.phase = Phase.ENDED
         self.media.close()
+        self._ops.spawn(self.players.close())
         for timer in (*self._timers.values(), self._idle, self._deadline):
             if timer is not None:
                 timer.cancel()

@@ -100,7 +100,7 @@
     detectVoicemailPrompt() {}
   }
   for (const name of [
-    "answerDirect", "say", "startPlayback", "stopPlayback", "playProgressTone", "record", "enableBeepDetection", "disableBeepDetection", "reInvite", "acceptReInvite", "rejectReInvite",
+    "answerDirect", "record", "enableBeepDetection", "disableBeepDetection", "reInvite", "acceptReInvite", "rejectReInvite",
   ]) {
     Call.prototype[name] = notYet(name);
   }

@@ -46,8 +46,7 @@
   };
   for (const name of [
     "allowWebSocketConnections", "callConference", "callPSTN", "callUserDirect",
-    "createASR", "createRecorder", "createSequencePlayer", "createTTSPlayer",
-    "createToneScriptPlayer", "createURLPlayer", "createWebSocket", "easyProcess",
+    "createASR", "createRecorder", "createSequencePlayer", "createWebSocket", "easyProcess",
     "forwardCallToPSTN", "forwardCallToSIP", "forwardCallToUser", "forwardCallToUserDirect",
     "playSoundAndHangup",
   ]) {
@@ -55,7 +54,8 @@
   }
   VoxEngine.callSIP = vox.callSIP;
   VoxEngine.callUser = vox.callUser;
-  for (const name of ["createConference", "destroyConference", "sendMediaBetween", "stopMediaBetween"]) {
+  for (const name of ["createConference", "destroyConference", "sendMediaBetween", "stopMediaBetween",
+    "createTTSPlayer", "createURLPlayer", "createToneScriptPlayer"]) {
     VoxEngine[name] = vox[name];
   }
   vox.eventMethods(VoxEngine);

@@ -1,0 +1,133 @@
+// Players (reference section 3.4) and the Call methods built on them: say, startPlayback,
+// stopPlayback, playProgressTone.
+//
+// A player is created here with an id at once, so scripts can route it immediately; the engine
+// loads its audio and plays it through the media tick, reporting Player.* events. A call's
+// say/startPlayback use a player of their own sent to the call, whose events become the call's
+// PlaybackReady, PlaybackStarted and PlaybackFinished; a second one replaces the first, and
+// stopPlayback ends it without PlaybackFinished (as Voximplant).
+"use strict";
+(function (global) {
+  const vox = global.__vox;
+  const players = new Map(); // id -> Player, while alive
+  const state = new WeakMap(); // Player -> {id, call}
+  const playing = new WeakMap(); // Call -> its say/startPlayback player
+
+  class Player {
+    constructor(id, call) {
+      state.set(this, { id, call });
+      players.set(id, this);
+    }
+    id() { return state.get(this).id; }
+    pause() { command(this, "pause"); }
+    resume() { command(this, "resume"); }
+    stop() {
+      const d = state.get(this);
+      if (!players.has(d.id)) return;
+      command(this, "stop");
+    }
+    addMarker(offset) {
+      const n = Number(offset);
+      if (!Number.isFinite(n)) throw new TypeError("addMarker: the offset must be a number of milliseconds");
+      command(this, "marker", { offset: Math.trunc(n) });
+    }
+    sendMediaTo(unit) { vox.sendMediaTo(this, unit); }
+    stopMediaTo(unit) { vox.stopMediaTo(this, unit); }
+    toString() { return `Player ${state.get(this).id}`; }
+  }
+  vox.eventMethods(Player.prototype);
+
+  function command(player, action, args) {
+    const d = state.get(player);
+    if (!players.has(d.id)) return;
+    vox.send(Object.assign({ op: "player", action, id: d.id }, args));
+  }
+
+  function create(spec, call) {
+    if (players.size >= vox.limits.playersPerSession) {
+      throw new Error(`at most ${vox.limits.playersPerSession} media players per session`);
+    }
+    const player = new Player(`player-${vox.newId()}`, call);
+    vox.send(Object.assign({ op: "player", action: "create", id: player.id() }, spec));
+    return player;
+  }
+
+  function options(value) {
+    return value !== null && typeof value === "object" ? value : {};
+  }
+
+  // createTTSPlayer(text, {voice|language, ttsOptions, onPause}) and the legacy (text, voice, ttsOptions).
+  function ttsSpec(text, parameters, legacyOptions) {
+    const p = options(parameters);
+    const voice = parameters !== undefined && typeof parameters !== "object" ? parameters : p.voice || p.language;
+    return {
+      kind: "tts", text: String(text === undefined ? "" : text), voice: voice === undefined ? "" : String(voice),
+      options: options(p.ttsOptions || legacyOptions), paused: !!p.onPause,
+    };
+  }
+
+  // createURLPlayer(url | {url, method, headers, body}, {loop, onPause}) and the legacy (url, loop).
+  function urlSpec(request, parameters) {
+    const r = typeof request === "string" ? { url: request } : options(request);
+    if (typeof r.url !== "string" || r.url === "") throw new TypeError("createURLPlayer: a URL is required");
+    const p = typeof parameters === "boolean" ? { loop: parameters } : options(parameters);
+    return {
+      kind: "url", url: r.url, method: r.method || "GET", headers: Array.isArray(r.headers) ? r.headers : [],
+      body: r.body || null, loop: !!p.loop, paused: !!p.onPause,
+    };
+  }
+
+  function toneSpec(script, parameters) {
+    const p = typeof parameters === "boolean" ? { loop: parameters } : options(parameters);
+    return { kind: "tone", script: String(script === undefined ? "" : script), loop: !!p.loop };
+  }
+
+  vox.createTTSPlayer = (text, parameters, legacyOptions) => create(ttsSpec(text, parameters, legacyOptions));
+  vox.createURLPlayer = (request, parameters) => create(urlSpec(request, parameters));
+  vox.createToneScriptPlayer = (script, parameters) => create(toneSpec(script, parameters));
+
+  const CALL_EVENT = {
+    "Player.PlaybackReady": "Call.PlaybackReady",
+    "Player.Started": "Call.PlaybackStarted",
+    "Player.PlaybackFinished": "Call.PlaybackFinished",
+  };
+
+  vox.handlers.player = (event) => {
+    const player = players.get(event.id);
+    if (player === undefined) return;
+    const d = state.get(player);
+    if (event.name === "Player.PlaybackFinished" || event.name === "Player.Stopped") players.delete(event.id);
+    if (d.call !== undefined) {
+      const name = CALL_EVENT[event.name];
+      if (name === undefined || playing.get(d.call) !== player) return;
+      if (event.name === "Player.PlaybackFinished") playing.delete(d.call);
+      vox.emit(d.call, name, Object.assign({ call: d.call, name, id: d.call.id() }, event.data));
+      return;
+    }
+    vox.emit(player, event.name, Object.assign({ player, name: event.name }, event.data));
+  };
+
+  function playOnCall(call, spec) {
+    stopOnCall(call);
+    const player = create(spec, call);
+    playing.set(call, player);
+    vox.sendMediaTo(player, call);
+  }
+
+  function stopOnCall(call) {
+    const previous = playing.get(call);
+    if (previous === undefined) return;
+    playing.delete(call);
+    previous.stop();
+  }
+
+  const C = global.Call.prototype;
+  C.say = function (text, parameters, legacyOptions) { playOnCall(this, ttsSpec(text, parameters, legacyOptions)); };
+  C.startPlayback = function (url, parameters) { playOnCall(this, urlSpec(url, parameters)); };
+  C.playProgressTone = function (country) {
+    playOnCall(this, { kind: "progress", country: String(country === undefined ? "US" : country) });
+  };
+  C.stopPlayback = function () { stopOnCall(this); };
+
+  global.Player = Player;
+})(globalThis);

@@ -1,0 +1,85 @@
+"""Players heard by a real phone: baresip calls in, the scenario says a sentence, then plays a
+ToneScript; baresip records what it hears (sndfile) and the test measures it: speech first (of the
+length the scenario was told in PlaybackStarted), then 1 kHz on for 0.5 s and off for 0.5 s."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+from baresip_helpers import BARESIP, account_line, running_baresip
+from daemon_helpers import HOST, running_daemon, wait_until
+from sip_helpers import log_lines, sim_user_password, voxfiles
+from test_media_interop import RATE, read_wav
+
+pytestmark = pytest.mark.skipif(BARESIP is None, reason="needs baresip-core")
+
+SAY_THEN_TONE = """
+VoxEngine.addEventListener(AppEvents.CallAlerting, (e) => {
+  const call = e.call;
+  call.addEventListener(CallEvents.Connected, () => {
+    call.say("Welcome to the appliance. This sentence is spoken offline.", {voice: VoiceList.Amazon.en_US_Joanna});
+  });
+  call.addEventListener(CallEvents.PlaybackReady, () => Logger.write("ready"));
+  call.addEventListener(CallEvents.PlaybackStarted, (p) => Logger.write("started " + p.duration));
+  call.addEventListener(CallEvents.PlaybackFinished, (p) => {
+    Logger.write("finished" + (p.error ? " " + p.error : ""));
+    const tone = VoxEngine.createToneScriptPlayer("1000@-10;*(.5/.5/1)");
+    tone.addEventListener(PlayerEvents.Started, () => Logger.write("tone started"));
+    tone.sendMediaTo(call);
+  });
+  call.addEventListener(CallEvents.Disconnected, () => VoxEngine.terminate());
+  call.answer();
+});
+"""
+
+
+def envelope(audio: npt.NDArray[np.float64], ms: int = 20) -> npt.NDArray[np.float64]:
+    """RMS per `ms` of audio."""
+    size = RATE * ms // 1000
+    frames = audio[: len(audio) // size * size].reshape(-1, size)
+    level: npt.NDArray[np.float64] = np.sqrt(np.mean(frames ** 2, axis=1))
+    return level
+
+
+def test_say_then_a_tone_script_reach_the_phone(tmp_path: Path) -> None:
+    with running_daemon(tmp_path / "data", voxfiles=voxfiles(tmp_path / "vox", SAY_THEN_TONE)) as daemon:
+        account = account_line(daemon.sip_port, sim_user_password(daemon))
+        with running_baresip(tmp_path / "baresip", account, record=True) as phone:
+            phone.wait_event("REGISTER_OK")
+            assert phone.command("dial", f"sip:555@{HOST}:{daemon.sip_port}")["ok"]
+            phone.wait_event("CALL_ESTABLISHED")
+            assert wait_until(lambda: "tone started" in log_lines(daemon), 20), log_lines(daemon)
+            time.sleep(2.5)
+            assert phone.command("hangup")["ok"]
+            phone.wait_event("CALL_CLOSED")
+        lines = log_lines(daemon)
+    assert lines[:3][0] == "ready" and lines[1].startswith("started ") and lines[2] == "finished", lines
+    spoken_ms = int(lines[1].split()[1])
+    heard = read_wav(sorted((tmp_path / "baresip").glob("dump-*-dec.wav"))[0])
+    level = envelope(heard)
+    loud = level > 300
+    first = int(np.argmax(loud))
+    # Speech: from the first sound, about as long as the prompt said (pauses between words allowed).
+    tone_at = first + spoken_ms // 20
+    speech = heard[first * 160: tone_at * 160]
+    spectrum = np.abs(np.fft.rfft(speech))
+    bins = np.fft.rfftfreq(len(speech), 1 / RATE)
+    voice_band = spectrum[(bins > 200) & (bins < 3400)].sum() / spectrum.sum()
+    print(f"\nspeech {spoken_ms} ms from {first * 20} ms, voice band share {voice_band:.2f}, "
+          f"loud ticks {int(loud[first:tone_at].sum())} of {tone_at - first}")
+    assert 1500 < spoken_ms < 8000
+    assert loud[first:tone_at].mean() > 0.5 and voice_band > 0.8
+    # Then the tone: 1 kHz, on 0.5 s / off 0.5 s.
+    after = heard[(tone_at + 5) * 160:]
+    on = envelope(after) > 1000
+    edges = np.flatnonzero(np.diff(on.astype(int)))
+    runs = np.diff(edges) * 20
+    print(f"tone on/off runs (ms): {runs[:6].tolist()}")
+    assert len(runs) >= 2 and all(abs(r - 500) <= 40 for r in runs[:3]), runs
+    tone = after[: RATE * 2]
+    peak = np.fft.rfftfreq(len(tone), 1 / RATE)[np.argmax(np.abs(np.fft.rfft(tone)))]
+    assert abs(peak - 1000) < 5, peak
