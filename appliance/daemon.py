@@ -19,11 +19,13 @@ from appliance.clock import RealClock
 from appliance.config import Config, parse_address, parse_port_range
 from appliance.engine.engine import Engine, check_script
 from appliance.engine.players import MediaSources
+from appliance.engine.recorders import Recordings
 from appliance.errors import ApplianceError
 from appliance.logs import setup_logging
 from appliance.media.fetch import MediaFetcher
 from appliance.media.plane import MediaPlane
 from appliance.media.ports import RtpPorts
+from appliance.media.recording import RecordingStore, RecordingThread
 from appliance.media.tts import TtsCache
 from appliance.router import CallRouter, Router
 from appliance.sip.service import SipService
@@ -94,6 +96,7 @@ async def run(config: Config, *, data_dir: Path, sim: bool, voxfiles_dir: Path |
     sip: SipService | None = None
     plane: MediaPlane | None = None
     fetcher: MediaFetcher | None = None
+    recording_thread: RecordingThread | None = None
     call_router: CallRouter | None = None
     try:
         catalog = Catalog(db, check_script)
@@ -119,6 +122,14 @@ async def run(config: Config, *, data_dir: Path, sim: bool, voxfiles_dir: Path |
         engine.plane = plane
         fetcher = MediaFetcher(data_dir / "cache" / "media")
         engine.sources = MediaSources(fetcher, TtsCache(data_dir / "cache" / "tts", TTS_CACHE_BYTES))
+        recording_thread = RecordingThread()
+        recording_thread.start()
+        store = RecordingStore(data_dir / "records", recording_thread)
+        store.directory.mkdir(exist_ok=True)
+        repaired = await asyncio.to_thread(store.repair_all)  # recordings a crash left open
+        if repaired:
+            log.info("repaired %d recordings left by an earlier stop", len(repaired))
+        engine.recordings = Recordings(store, engine.base_url)
         engine.dialer = sip.lines
         call_router = CallRouter(router, engine)
         await sip.start(call_router)
@@ -153,6 +164,8 @@ async def run(config: Config, *, data_dir: Path, sim: bool, voxfiles_dir: Path |
             plane.close()
         if fetcher is not None:
             await fetcher.close()
+        if recording_thread is not None:
+            await recording_thread.astop()
         if call_router is not None:
             await call_router.close()
         if engine is not None:

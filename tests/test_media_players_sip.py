@@ -5,6 +5,8 @@ length the scenario was told in PlaybackStarted), then 1 kHz on for 0.5 s and of
 from __future__ import annotations
 
 import time
+import urllib.request
+import wave
 from pathlib import Path
 
 import numpy as np
@@ -83,3 +85,56 @@ def test_say_then_a_tone_script_reach_the_phone(tmp_path: Path) -> None:
     tone = after[: RATE * 2]
     peak = np.fft.rfftfreq(len(tone), 1 / RATE)[np.argmax(np.abs(np.fft.rfft(tone)))]
     assert abs(peak - 1000) < 5, peak
+
+
+RECORD = """
+VoxEngine.addEventListener(AppEvents.CallAlerting, (e) => {
+  const call = e.call;
+  call.addEventListener(CallEvents.Connected, () => {
+    call.record({stereo: true, lossless: true});
+    call.say("This call is recorded. One two three four five six seven.");
+  });
+  call.addEventListener(CallEvents.RecordStarted, (r) => Logger.write("record started " + r.url));
+  call.addEventListener(CallEvents.RecordStopped, (r) => {
+    Logger.write("record stopped " + r.duration);
+    VoxEngine.terminate();
+  });
+  call.answer();
+});
+"""
+
+
+def test_a_stereo_call_recording_keeps_each_side_on_its_channel(tmp_path: Path) -> None:
+    """baresip says a 440 Hz sine, the box says speech: right channel the sine, left the speech."""
+    with running_daemon(tmp_path / "data", voxfiles=voxfiles(tmp_path / "vox", RECORD)) as daemon:
+        account = account_line(daemon.sip_port, sim_user_password(daemon))
+        with running_baresip(tmp_path / "baresip", account) as phone:
+            phone.wait_event("REGISTER_OK")
+            assert phone.command("dial", f"sip:555@{HOST}:{daemon.sip_port}")["ok"]
+            phone.wait_event("CALL_ESTABLISHED")
+            time.sleep(4.0)
+            assert phone.command("hangup")["ok"]
+            phone.wait_event("CALL_CLOSED")
+        assert wait_until(lambda: any(line.startswith("record stopped") for line in log_lines(daemon)), 10), (
+            log_lines(daemon), daemon.stderr_text()[-3000:])
+        lines = log_lines(daemon)
+        url = next(line.split()[2] for line in lines if line.startswith("record started "))
+        duration = int(next(line.split()[2] for line in lines if line.startswith("record stopped ")))
+        assert url.startswith(daemon.base_url + "/records/") and url.endswith(".wav"), url
+        target = tmp_path / "record.wav"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            target.write_bytes(response.read())
+    with wave.open(str(target), "rb") as wav:
+        assert (wav.getnchannels(), wav.getframerate()) == (2, RATE)
+        audio = np.frombuffer(wav.readframes(wav.getnframes()), dtype=np.int16).reshape(-1, 2).astype(np.float64)
+    seconds = len(audio) / RATE
+    left, right = audio[:, 0], audio[:, 1]
+    bins = np.fft.rfftfreq(len(right), 1 / RATE)
+    right_peak = bins[np.argmax(np.abs(np.fft.rfft(right)))]
+    at_440 = np.argmin(np.abs(bins - 440))
+    left_spectrum = np.abs(np.fft.rfft(left))
+    print(f"\nrecording {seconds:.2f} s (reported {duration} s); right peak {right_peak:.0f} Hz; "
+          f"left 440 Hz share {left_spectrum[at_440 - 2:at_440 + 3].sum() / left_spectrum.sum():.4f}")
+    assert 3.0 < seconds < 6.0 and abs(seconds - duration) <= 1
+    assert abs(right_peak - 440) < 3  # what the phone said
+    assert envelope(left).max() > 1000 and left_spectrum[at_440 - 2:at_440 + 3].sum() < 0.05 * left_spectrum.sum()

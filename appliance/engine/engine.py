@@ -14,6 +14,7 @@ from appliance.engine.errors import EngineError, ScriptSyntaxError
 from appliance.engine.jsruntime import BytecodeCache, JsContext
 from appliance.engine.netio import HttpClient
 from appliance.engine.players import MediaSources
+from appliance.engine.recorders import Recordings
 from appliance.engine.session import FINISH_ADMIN, Session, SessionSpec
 from appliance.engine.sessionlog import LineSink
 from appliance.engine.worker import EngineWorker
@@ -61,6 +62,7 @@ class Engine:
         self.dialer: Dialer | None = None  # the lines scripts call out through (set once they are up)
         self.plane: MediaPlane | None = None  # where calls' audio is routed and mixed (set once it runs)
         self.sources: MediaSources | None = None  # where players get audio (URL fetcher, TTS cache)
+        self.recordings: Recordings | None = None  # where recordings are written and served from
         self._workers = [EngineWorker(i) for i in range(workers)]
         self._next_id = self.history.next_session_id()
         self._tasks = TaskSet("engine")

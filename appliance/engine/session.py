@@ -34,6 +34,7 @@ from appliance.engine.errors import ScriptSyntaxError
 from appliance.engine.jsruntime import Command, JsContext, ScriptFailure
 from appliance.engine.media import SessionMedia
 from appliance.engine.players import SessionPlayers
+from appliance.engine.recorders import SessionRecorders
 from appliance.engine.sessionlog import LineSink, SessionLog
 from appliance.engine.worker import EngineWorker
 from appliance.legs.leg import Leg
@@ -107,8 +108,10 @@ class Session:
         self.failure: ScriptFailure | None = None
         self.legs = SessionCalls(session_id, engine.dialer, self._unit_event, self._legs_changed, self.note)
         self.players = SessionPlayers(session_id, engine.plane, engine.sources, engine.clock, self._unit_event)
-        self.media = SessionMedia(session_id, engine.plane,
-                                  lambda js_id: self.legs.unit_of(js_id) or self.players.unit_of(js_id))
+        self.recorders = SessionRecorders(session_id, engine.plane, engine.recordings, engine.clock, self._deliver,
+                                          self.legs.unit_of)
+        self.media = SessionMedia(session_id, engine.plane, lambda js_id: self.legs.unit_of(js_id)
+                                  or self.players.unit_of(js_id) or self.recorders.unit_of(js_id))
         self.hide_tones = False
         self.started_at = engine.clock.time()
         self.access_url = f"{base_url}/request/{session_id}/{self.secret}"
@@ -249,7 +252,12 @@ class Session:
             self._idle = None
 
     def _unit_event(self, event: Command) -> None:
+        """An event from a leg or player: to JS, then the routing and recordings follow what changed."""
+        self._deliver(event)
         self.media.sync()
+        self.recorders.sync()
+
+    def _deliver(self, event: Command) -> None:
         if self.phase in LIVE:
             self._event(event)
 
@@ -306,6 +314,10 @@ class Session:
         elif op == "player":
             if self.phase in LIVE:
                 self.players.apply(cmd)
+                self.media.sync()
+        elif op == "recorder":
+            if self.phase in LIVE:
+                self.recorders.apply(cmd)
                 self.media.sync()
         else:
             log.warning("session %d: unknown command %r", self.id, op)
@@ -497,6 +509,7 @@ class Session:
             return
         self.phase = Phase.ENDED
         self.media.close()
+        self.recorders.close()
         self._ops.spawn(self.players.close())
         for timer in (*self._timers.values(), self._idle, self._deadline):
             if timer is not None:

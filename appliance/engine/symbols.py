@@ -14,7 +14,9 @@ from importlib import resources
 from typing import Any
 
 # Namespaces and classes the prelude implements in JS; the symbol table does not define them.
-IMPLEMENTED = frozenset({"VoxEngine", "Call", "Conference", "Player", "Net", "Logger", "Crypto", "ApplicationStorage"})
+IMPLEMENTED = frozenset({
+    "VoxEngine", "Call", "Conference", "Player", "Recorder", "Net", "Logger", "Crypto", "ApplicationStorage",
+})
 
 # Cloud features: their functions and classes throw "<feature> is not available on this appliance".
 CLOUD_FEATURES = {

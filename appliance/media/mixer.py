@@ -78,6 +78,8 @@ class Mixer:
         self._concealing: dict[str, tuple[Frame, int]] = {}  # leg -> (last good frame, ticks concealed)
         self.detectors: dict[str, tuple[RtpEndpoint, DtmfDetector]] = {}  # legs listening for in-band keys
         self.generators: dict[str, DtmfGenerator] = {}  # legs being sent in-band keys
+        # Listeners on a unit's both directions (a call recording): (what it says, what it hears) per tick.
+        self.taps: dict[str, list[Callable[[Frame, Frame], None]]] = {}
         self.on_key: Callable[[RtpEndpoint, str], None] = lambda endpoint, key: None
 
     def changed(self) -> None:
@@ -120,6 +122,11 @@ class Mixer:
         if self.generators:
             inputs[plan.quiet_rows] = 0  # a finished key must not linger in a row nothing else writes
             self._play_keys(plan, inputs)
+        for unit_id, taps in self.taps.items():
+            tapped = plan.rows.get(unit_id)
+            if tapped is not None:
+                for tap in taps:
+                    tap(frames[tapped], inputs[tapped])
         # 4. Out.
         for name, legs in plan.batch.items():
             encode = _BATCH[name][1]
@@ -185,6 +192,7 @@ class Mixer:
         self._concealing.pop(unit_id, None)
         self.detectors.pop(unit_id, None)
         self.generators.pop(unit_id, None)
+        self.taps.pop(unit_id, None)
 
     def _replan(self) -> None:
         graph = self._graph

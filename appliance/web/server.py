@@ -9,6 +9,7 @@ from aiohttp import web
 
 from appliance.engine import limits
 from appliance.engine.engine import Engine
+from appliance.engine.recorders import RECORDS_PATH
 from appliance.router import Router, RoutingError
 from appliance.store.apikeys import ApiKeys
 from appliance.web.auth import authorized
@@ -130,6 +131,16 @@ async def session_log(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(path, headers={"Content-Type": "text/plain; charset=utf-8"})
 
 
+async def recording(request: web.Request) -> web.StreamResponse:
+    """A recording by the unguessable name in its URL (as Voximplant's record URLs are links)."""
+    recordings = request.app[ENGINE_KEY].recordings
+    name = request.match_info["name"]
+    path = recordings.store.directory / name if recordings is not None else None
+    if path is None or not path.is_file():
+        return web.Response(status=404, text="no such recording (it may have expired)")
+    return web.FileResponse(path, headers={"Content-Type": "audio/mpeg" if name.endswith(".mp3") else "audio/wav"})
+
+
 def make_app(engine: Engine, router: Router, keys: ApiKeys) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[ENGINE_KEY] = engine
@@ -139,5 +150,6 @@ def make_app(engine: Engine, router: Router, keys: ApiKeys) -> web.Application:
     app.router.add_route("*", "/platform_api/{method}", platform_api)
     app.router.add_route("*", r"/request/{session_id:\d+}/{secret:[0-9a-f]+}{tail:(/.*)?}", session_request)
     app.router.add_get(r"/logs/session/{session_id:\d+}/{secret:[0-9a-f]+}", session_log)
+    app.router.add_get(RECORDS_PATH + r"/{name:[A-Za-z0-9_.-]+\.(?:mp3|wav)}", recording)
     return app
 

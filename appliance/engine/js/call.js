@@ -6,7 +6,7 @@
 "use strict";
 (function (global) {
   const vox = global.__vox;
-  const calls = new Map(); // id -> Call
+  const calls = new Map(); // id -> Call; ended calls stay (RecordStopped follows Disconnected)
   const data = new WeakMap(); // Call -> its mirrored state
 
   function notYet(name) {
@@ -100,7 +100,7 @@
     detectVoicemailPrompt() {}
   }
   for (const name of [
-    "answerDirect", "record", "enableBeepDetection", "disableBeepDetection", "reInvite", "acceptReInvite", "rejectReInvite",
+    "answerDirect", "enableBeepDetection", "disableBeepDetection", "reInvite", "acceptReInvite", "rejectReInvite",
   ]) {
     Call.prototype[name] = notYet(name);
   }
@@ -150,7 +150,6 @@
     if (event.name === "Call.ToneReceived" && !d.tones) return;
     const next = NEXT_STATE[event.name];
     if (next !== undefined) setState(call, next);
-    if (next === "TERMINATED") calls.delete(event.id);
     vox.emit(call, event.name, Object.assign({ call, name: event.name, id: d.id }, event.data));
   };
 

@@ -1,0 +1,445 @@
+"""Offline speech recognition: the audio side of `VoxEngine.createASR()` + `call.sendMediaTo(asr)`.
+
+The media tick runs on the event loop every 20 ms, so `Recognizer.feed()` only copies the frame into
+a bounded queue; one `AsrThread` shared by all recognizers runs the voice activity detection and the
+decoding, and hands events back to the loop with `call_soon_threadsafe`. When recognition falls
+behind by `QUEUE_LIMIT_FRAMES`, frames are dropped and counted, and the tick never waits.
+
+Per recognizer: pocketsphinx's `Endpointer` (WebRTC-style VAD, 20 ms frames at our 8 kHz) finds
+speech; "CaptureStarted" when it starts, "SpeechCaptured" when it ends, then "Result" with the
+decoder's best hypothesis. Recognition continues after a Result unless `single_utterance`.
+
+Sample rate: the only local model (pocketsphinx's bundled en-us) is trained at 16 kHz, with mel
+filters up to 6800 Hz. Two ways to feed it phone audio were measured by tools/bench/asr_accuracy.py
+on espeak-ng phrases through PCMU: upsampling the 8 kHz speech with a streaming soxr resampler
+(the top filters see no energy), or decoding natively at 8 kHz with `-upperf 3500 -nfft 256` (the
+filter bank no longer matches the one the model was trained on). Upsampling won clearly (free speech
+word accuracy 45% vs 8%, digits 93% vs 37%), so `SAMPLE_MODE` is "16k"; "8k" stays for the bench.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import tempfile
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import soxr
+from pocketsphinx import Decoder, Endpointer, get_model_path
+
+from appliance.media.audio import FRAME, RATE, Frame
+from appliance.media.graph import MediaError
+
+log = logging.getLogger(__name__)
+
+SampleMode = Literal["16k", "8k"]
+SAMPLE_MODE: SampleMode = "16k"  # chosen by measurement, see the module docstring
+MODEL_RATE = 16000  # what the bundled en-us acoustic model was trained on
+NATIVE_UPPER_HZ = 3500  # the "8k" mode's top filter edge: G.711 passes up to ~3.4 kHz
+NATIVE_NFFT = 256  # 25.6 ms frames at 8 kHz hold one 25 ms analysis window
+
+LANGUAGES = ("en",)  # languages with a local model
+LANGUAGE_NAMES = {"en": "English"}
+
+# Frames waiting for the ASR thread, all recognizers together: 60 s of one caller, or 3 s of 20.
+# Decoding costs ~0.3 s of CPU per second of speech, so a queue this deep means the CPU is saturated;
+# dropping is better than answering minutes late and growing memory on a small board.
+QUEUE_LIMIT_FRAMES = 3000
+STOP_TIMEOUT_S = 5.0  # how long stop() waits for the thread to finish its current work
+DECODER_POOL_LIMIT = 2  # idle decoders kept for reuse: each costs ~0.3 s to load and ~30 MB
+VAD_WINDOW_S = 0.3  # the endpointer decides on this much audio: the end of speech is heard this late
+VAD_RATIO = 0.9  # share of the window that must be speech (or non-speech) to switch
+VAD_MODE = 0  # the WebRTC VAD's aggressiveness 0..3: 0 (loose) keeps soft word endings
+MAX_UTTERANCE_S = 60.0  # longer speech gets a Result every minute, as Voximplant does
+INTERIM_INTERVAL_S = 0.5  # speech between two partial hypotheses, each costs a search traceback
+MAX_GRAMMAR_WORDS = 1000  # a words() grammar larger than this is a dictation task: use free speech
+
+DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "oh")
+_WORD = re.compile(r"[a-z][a-z']*")
+_FILLER = re.compile(r"^(<.*>|\[.*\])$")  # <s>, </s>, <sil>, [NOISE]: not words
+_LOCALE = re.compile(r"^([A-Za-z]{2,3})(?:$|[-_])")
+
+EventSink = Callable[[str, dict[str, object]], None]
+
+
+class AsrError(MediaError, ValueError):
+    """A recognition request that cannot be honoured."""
+
+
+def language_for(profile_or_lang: str) -> str | None:
+    """The local model for an ASRProfileList member, an ASRLanguage value or a locale; None if none.
+
+    Profile members are opaque in the typings, so the engine may spell them "ASRProfileList.Google.en_US",
+    "Google.en_US" or "en_US": the locale is the last dotted part. ASRLanguage values look like "en-US"
+    or "cmn-Hans-CN"; Deepgram has bare languages ("en"). Only the language subtag matters here.
+    """
+    locale = profile_or_lang.strip().rsplit(".", 1)[-1]
+    match = _LOCALE.match(locale)
+    if match is None:
+        return None  # "auto" (Yandex) and anything else without a locale
+    language = match.group(1).lower()
+    return language if language in LANGUAGES else None
+
+
+def unsupported_message(profile_or_lang: str) -> str:
+    """The ASRError text for a profile that `language_for()` maps to None."""
+    supported = ", ".join(LANGUAGE_NAMES[language] for language in LANGUAGES)
+    return f"language {profile_or_lang} has no local model; offline ASR supports: {supported}"
+
+
+@dataclass(frozen=True)
+class Grammar:
+    """A JSGF grammar restricting what the recognizer may hear; `None` instead means free speech."""
+
+    name: str
+    jsgf: str
+    vocabulary: tuple[str, ...]  # every word the grammar uses, checked against the dictionary
+
+    @classmethod
+    def digits(cls) -> Grammar:
+        """Any number of spoken digits, "oh" for zero; the Result text is the words ("one two")."""
+        return cls._make("digits", DIGIT_WORDS, repeat=True)
+
+    @classmethod
+    def yes_no(cls) -> Grammar:
+        return cls._make("yesno", ("yes", "no"), repeat=False)
+
+    @classmethod
+    def words(cls, words: list[str]) -> Grammar:
+        """One of `words` per utterance (a word may be a phrase: "sales department")."""
+        phrases: list[str] = []
+        for raw in words:
+            parts = raw.lower().split()
+            if not parts or not all(_WORD.fullmatch(part) for part in parts):
+                raise AsrError(f"grammar word {raw!r} is not plain English words (letters and apostrophes)")
+            phrases.append(" ".join(parts))
+        if not phrases:
+            raise AsrError("a words grammar needs at least one word")
+        if len(phrases) > MAX_GRAMMAR_WORDS:
+            raise AsrError(f"a words grammar holds at most {MAX_GRAMMAR_WORDS} words, not {len(phrases)}")
+        return cls._make("words", tuple(dict.fromkeys(phrases)), repeat=False)
+
+    @classmethod
+    def _make(cls, name: str, phrases: tuple[str, ...], *, repeat: bool) -> Grammar:
+        body = " | ".join(phrases)
+        rule = f"( {body} )+" if repeat else f"( {body} )"
+        jsgf = f"#JSGF V1.0;\ngrammar {name};\npublic <utterance> = {rule};\n"
+        vocabulary = tuple(dict.fromkeys(word for phrase in phrases for word in phrase.split()))
+        return cls(name=name, jsgf=jsgf, vocabulary=vocabulary)
+
+
+_native_model_dir: Path | None = None
+
+
+def _native_model() -> Path:
+    """A copy of the en-us model whose feat.params lets it run at 8 kHz (files linked, not copied).
+
+    pocketsphinx lets feat.params override the caller's -upperf, so the only way to lower it is a
+    model directory with its own feat.params. Made once per process in a temporary directory.
+    """
+    global _native_model_dir
+    if _native_model_dir is None:
+        source = Path(get_model_path("en-us")) / "en-us"
+        target = Path(tempfile.mkdtemp(prefix="voxgate-asr-8k-"))
+        for path in source.iterdir():
+            if path.name != "feat.params":
+                (target / path.name).symlink_to(path)
+        params = (source / "feat.params").read_text().splitlines()
+        lines = [f"-upperf {NATIVE_UPPER_HZ}" if line.startswith("-upperf") else line for line in params]
+        (target / "feat.params").write_text("\n".join(lines) + "\n")
+        _native_model_dir = target
+    return _native_model_dir
+
+
+def _new_decoder(mode: SampleMode) -> Decoder:
+    if mode == "16k":
+        return Decoder(loglevel="ERROR")
+    return Decoder(loglevel="ERROR", hmm=str(_native_model()), samprate=RATE, nfft=NATIVE_NFFT)
+
+
+_Item = tuple["Recognizer", bytes | None]  # None: close
+
+
+class AsrThread:
+    """The one thread that recognizes speech for every Recognizer; `start()` and `stop()` are explicit.
+
+    Started inside a running event loop, it delivers recognizers' events on that loop; otherwise on
+    itself (tests, tools).
+    """
+
+    def __init__(self, *, limit: int = QUEUE_LIMIT_FRAMES, mode: SampleMode = SAMPLE_MODE) -> None:
+        self.limit = limit
+        self.mode: SampleMode = mode
+        self._cond = threading.Condition(threading.Lock())
+        self._items: deque[_Item] = deque()
+        self._frames = 0
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pool: list[Decoder] = []  # owned by the thread
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and not self._stopping
+
+    def start(self) -> None:
+        if self._thread is not None:
+            raise AsrError("the ASR thread was already started")
+        try:
+            self._loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._loop = None
+        self._thread = threading.Thread(target=self._run, name="asr", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
+        """Drop queued audio, end the thread. Blocks for at most one decoding step; safe twice."""
+        with self._cond:
+            self._stopping = True
+            self._items.clear()
+            self._frames = 0
+            self._cond.notify()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.error("the ASR thread did not finish within %.1f s", timeout)
+
+    def submit(self, recognizer: Recognizer, pcm: bytes | None) -> bool:
+        """Queue one frame (or a close); False when the queue is full or the thread stopping."""
+        with self._cond:
+            if self._stopping:
+                return False
+            if pcm is not None:
+                if self._frames >= self.limit:
+                    return False
+                self._frames += 1
+            self._items.append((recognizer, pcm))
+            if len(self._items) == 1:  # the thread may be asleep only when the queue was empty
+                self._cond.notify()
+        return True
+
+    def deliver(self, sink: Callable[[], None]) -> None:
+        loop = self._loop
+        if loop is not None:
+            try:
+                loop.call_soon_threadsafe(sink)
+                return
+            except RuntimeError:  # the loop is closed: nobody is left to hear it on the loop
+                return
+        sink()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._items and not self._stopping:
+                    self._cond.wait()
+                if self._stopping:
+                    break
+                recognizer, pcm = self._items.popleft()
+                if pcm is not None:
+                    self._frames -= 1
+            started = time.thread_time()
+            try:
+                if pcm is None:
+                    self._release(recognizer)
+                else:
+                    recognizer.t_feed(pcm)
+            except AsrError as exc:  # a request the model cannot serve: that stream alone ends
+                recognizer.t_fail(str(exc))
+                self._release(recognizer)
+            except Exception as exc:
+                log.exception("ASR failed")
+                recognizer.t_fail(f"internal error: {exc!r}")
+                self._release(recognizer)
+            recognizer.cpu_s += time.thread_time() - started
+
+    def t_decoder(self) -> Decoder:
+        return self._pool.pop() if self._pool else _new_decoder(self.mode)
+
+    def _release(self, recognizer: Recognizer) -> None:
+        decoder = recognizer.t_close()
+        if decoder is not None and len(self._pool) < DECODER_POOL_LIMIT:
+            self._pool.append(decoder)
+
+
+class Recognizer:
+    """One ASR stream: `feed()` frames from the media tick; events arrive on `on_event(name, payload)`.
+
+    Events: "CaptureStarted" {}, "SpeechCaptured" {}, "Result" {text, confidence 0..100},
+    "InterimResult" {text} (with `interim`), "ASRError" {error}. `feed()` and `close()` run on the
+    caller's thread and never block; the `t_*` methods and the state they use belong to the ASR thread.
+    """
+
+    def __init__(
+        self,
+        thread: AsrThread,
+        *,
+        on_event: EventSink,
+        language: str = "en",
+        grammar: Grammar | None = None,
+        single_utterance: bool = False,
+        interim: bool = False,
+    ) -> None:
+        if language not in LANGUAGES:
+            raise AsrError(unsupported_message(language))
+        if not thread.running:
+            raise AsrError("the ASR thread is not running")
+        self.thread = thread
+        self.language = language
+        self.grammar = grammar
+        self.single_utterance = single_utterance
+        self.interim = interim
+        self.on_event = on_event
+        self.accepted = 0  # frames queued
+        self.dropped = 0  # frames lost because the ASR thread was behind by QUEUE_LIMIT_FRAMES
+        self.cpu_s = 0.0  # ASR-thread CPU time spent on this stream, for the bench and health figures
+        self.closed = False
+        self.finished = False  # set by the ASR thread: single utterance done, or failed
+        # ASR-thread state.
+        self._decoder: Decoder | None = None
+        self._endpointer: Endpointer | None = None
+        self._resampler: soxr.ResampleStream | None = None
+        self._in_utterance = False
+        self._utterance_s = 0.0
+        self._since_interim_s = 0.0
+        self._last_interim = ""
+
+    def feed(self, frame: Frame) -> None:
+        """Queue one tick of audio (the frame is copied)."""
+        if self.closed or self.finished:
+            return
+        if self.thread.submit(self, frame.tobytes()):
+            self.accepted += 1
+        else:
+            self.dropped += 1
+
+    def close(self) -> None:
+        """Stop recognizing: queued audio is discarded and no event follows. Safe twice."""
+        if self.closed:
+            return
+        self.closed = True
+        self.thread.submit(self, None)
+
+    def _emit(self, name: str, payload: dict[str, object]) -> None:
+        def sink() -> None:
+            if not self.closed:  # close() promised silence, even for events already on their way
+                self.on_event(name, payload)
+
+        self.thread.deliver(sink)
+
+    # ---- ASR thread ----
+
+    def t_feed(self, pcm: bytes) -> None:
+        if self.closed or self.finished:
+            return
+        if self._endpointer is None:
+            self._t_open()
+        assert self._endpointer is not None
+        was_in_speech = self._endpointer.in_speech
+        speech = self._endpointer.process(pcm)
+        if speech is None:
+            return
+        if not was_in_speech:
+            self._t_begin()
+        self._t_decode(speech)
+        if not self._endpointer.in_speech:
+            self._emit("SpeechCaptured", {})
+            self._t_finish()
+        elif self._utterance_s >= MAX_UTTERANCE_S:
+            self._t_finish()
+            if not self.finished:
+                self._t_begin(announce=False)
+        elif self.interim and self._since_interim_s >= INTERIM_INTERVAL_S:
+            self._t_interim()
+
+    def _t_open(self) -> None:
+        decoder = self.thread.t_decoder()
+        self._decoder = decoder  # owned from here on, so a failure below still returns it to the pool
+        if self.grammar is None:
+            decoder.activate_search("_default")
+        else:
+            unknown = [word for word in self.grammar.vocabulary if decoder.lookup_word(word) is None]
+            if unknown:
+                raise AsrError(f"grammar words not in the English dictionary: {', '.join(unknown)}")
+            search = f"grammar-{self.grammar.name}-{abs(hash(self.grammar.jsgf)):x}"
+            decoder.add_jsgf_string(search, self.grammar.jsgf)
+            decoder.activate_search(search)
+        self._endpointer = Endpointer(
+            window=VAD_WINDOW_S, ratio=VAD_RATIO, vad_mode=VAD_MODE, sample_rate=RATE, frame_length=FRAME / RATE
+        )
+        if self.thread.mode == "16k":
+            self._resampler = soxr.ResampleStream(RATE, MODEL_RATE, 1, dtype="float32")
+
+    def _t_begin(self, *, announce: bool = True) -> None:
+        assert self._decoder is not None
+        if announce:
+            self._emit("CaptureStarted", {})
+        self._decoder.start_utt()
+        self._in_utterance = True
+        self._utterance_s = self._since_interim_s = 0.0
+        self._last_interim = ""
+
+    def _t_decode(self, speech: bytes, *, last: bool = False) -> None:
+        assert self._decoder is not None
+        seconds = len(speech) / (2 * RATE)
+        self._utterance_s += seconds
+        self._since_interim_s += seconds
+        if self._resampler is not None:
+            # One resampler stream per utterance: its filter state carries across the 20 ms frames,
+            # and `last` flushes its delay line so the end of the last word reaches the decoder.
+            samples = np.frombuffer(speech, dtype=np.int16).astype(np.float32) / 32768.0
+            out = self._resampler.resample_chunk(samples, last=last)
+            speech = np.clip(np.round(out * 32768.0), -32768, 32767).astype(np.int16).tobytes()
+        if speech:
+            self._decoder.process_raw(speech)
+
+    def _t_interim(self) -> None:
+        assert self._decoder is not None
+        self._since_interim_s = 0.0
+        hyp = self._decoder.hyp()
+        text = hyp.hypstr if hyp is not None else ""
+        if text and text != self._last_interim:
+            self._last_interim = text
+            self._emit("InterimResult", {"text": text})
+
+    def _t_finish(self) -> None:
+        assert self._decoder is not None
+        if self._resampler is not None:
+            self._t_decode(b"", last=True)
+            self._resampler.clear()
+        self._decoder.end_utt()
+        self._in_utterance = False
+        hyp = self._decoder.hyp()
+        text = hyp.hypstr.strip() if hyp is not None else ""
+        self._emit("Result", {"text": text, "confidence": self._t_confidence() if text else 0})
+        if self.single_utterance:
+            self.finished = True
+
+    def _t_confidence(self) -> int:
+        """The mean posterior of the words, 0..100; the utterance posterior shrinks with length."""
+        assert self._decoder is not None
+        posteriors = [seg.prob for seg in self._decoder.seg() if not _FILLER.match(seg.word)]
+        if not posteriors:
+            return 0
+        return round(100 * min(1.0, max(0.0, sum(posteriors) / len(posteriors))))
+
+    def t_fail(self, message: str) -> None:
+        self.finished = True
+        self._emit("ASRError", {"error": message})
+
+    def t_close(self) -> Decoder | None:
+        """Forget this stream's state; returns its decoder for reuse."""
+        decoder, self._decoder = self._decoder, None
+        if decoder is not None and self._in_utterance:
+            decoder.end_utt()
+        self._in_utterance = False
+        self._endpointer = self._resampler = None
+        return decoder
