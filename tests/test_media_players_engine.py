@@ -102,3 +102,36 @@ async def test_bad_media_gives_playback_finished_with_an_error_and_the_tick_keep
     assert "1500" in finished["too long"]
     assert any(line.startswith("limit: at most 10 media players") for line in lines.script)
     assert plane_stats is not None and plane_stats.skipped == 0
+
+
+SEQUENCE = """
+const conf = VoxEngine.createConference();
+const seq = VoxEngine.createSequencePlayer({segments: [
+  {text: "First part."},
+  {text: "And the second part of the sequence.", parameters: {voice: VoiceList.Google.de_DE_Standard_A}},
+]});
+seq.addMarker(100, 1);
+for (const name of ["PlaybackReady", "Started", "PlaybackMarkerReached", "PlaybackFinished"]) {
+  seq.addEventListener(SequencePlayerEvents[name], (e) => {
+    Logger.write(e.name + (e.offset !== undefined ? " " + e.offset : "") + (e.duration ? " " + e.duration : "") +
+                 (e.sequencePlayer === seq ? "" : " (wrong player)") + (e.error ? " " + e.error : ""));
+    if (name === "PlaybackFinished") VoxEngine.terminate();
+  });
+}
+seq.sendMediaTo(conf);
+try { VoxEngine.createSequencePlayer({segments: []}); } catch (e) { Logger.write(e.name); }
+"""
+
+
+async def test_a_sequence_player_plays_its_segments_in_turn(tmp_path: Path) -> None:
+    async with engine_harness(virtual=False) as h:
+        lines = await run_with_media(h, tmp_path, SEQUENCE)
+    script = lines.script
+    print("\n" + "\n".join(script))
+    assert script[0] == "TypeError"
+    names = [line.split()[0] for line in script[1:]]
+    assert names == ["SequencePlayer.PlaybackReady", "SequencePlayer.Started", "SequencePlayer.PlaybackMarkerReached",
+                     "SequencePlayer.PlaybackFinished"], script
+    assert all("wrong player" not in line for line in script)
+    assert script[3] == "SequencePlayer.PlaybackMarkerReached 100"
+    assert int(script[2].split()[1]) > 2000  # both segments' length

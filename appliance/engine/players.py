@@ -14,8 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from appliance.clock import Clock
 from appliance.media import audiofile, tones, tts
+from appliance.media.audio import RATE
 from appliance.media.fetch import FetchError, MediaFetcher
 from appliance.media.plane import MediaPlane
 from appliance.media.player import Player, Samples, Source, Tones
@@ -60,6 +63,7 @@ class SessionPlayers:
         self._clock = clock
         self._deliver = deliver
         self._players: dict[str, Player] = {}  # by JS id
+        self._segment_markers: dict[str, list[tuple[int, int]]] = {}  # sequence players: (segment, offset)
         self._loads = TaskSet(f"session {session_id} players")
 
     def unit_of(self, js_id: str) -> str | None:
@@ -79,7 +83,11 @@ class SessionPlayers:
         elif action == "resume":
             player.resume()
         elif action == "marker":
-            player.add_marker(int(cmd.get("offset", 0)))
+            segment = cmd.get("segment")
+            if segment is None:
+                player.add_marker(int(cmd.get("offset", 0)))
+            else:  # a sequence's marker: placed once the segments' lengths are known
+                self._segment_markers.setdefault(js_id, []).append((int(segment), int(cmd.get("offset", 0))))
         elif action == "stop":
             self._drop(js_id)
             self._event(js_id, "Stopped", {})
@@ -97,18 +105,39 @@ class SessionPlayers:
             player.fail("media is not available in this engine")
             return
         self._plane.graph.add(player)
-        self._loads.spawn(self._load(player, cmd))
+        self._loads.spawn(self._load(js_id, player, cmd))
 
-    async def _load(self, player: Player, cmd: Command) -> None:
+    async def _load(self, js_id: str, player: Player, cmd: Command) -> None:
         self._clock.hold()  # a virtual clock waits for the audio, as a real call would
         try:
-            source = await self._source(cmd)
+            if cmd.get("kind") == "sequence":
+                source: Source = await self._sequence(js_id, player, list(cmd.get("segments") or []))
+            else:
+                source = await self._source(cmd)
         except (FetchError, audiofile.AudioFileError, tts.TtsError, tones.ToneError, ValueError) as exc:
             player.fail(str(exc))
         else:
             player.load(source)
         finally:
             self._clock.release()
+
+    async def _sequence(self, js_id: str, player: Player, segments: list[Command]) -> Source:
+        """The segments one after the other (each loaded as a player of its own would be)."""
+        if not segments:
+            raise ValueError("a sequence player needs at least one segment")
+        parts = []
+        for segment in segments:
+            source = await self._source(segment)
+            if not isinstance(source, Samples):
+                raise ValueError("sequence segments are TTS or URL segments")
+            parts.append(source.samples)
+        starts = [0]
+        for part in parts:
+            starts.append(starts[-1] + len(part) * 1000 // RATE)
+        for index, offset in self._segment_markers.pop(js_id, []):
+            if 0 <= index < len(parts):
+                player.add_marker(starts[index] + offset if offset >= 0 else starts[index + 1] + offset, offset)
+        return Samples(np.concatenate(parts))
 
     async def _source(self, cmd: Command) -> Source:
         assert self._sources is not None
@@ -137,6 +166,7 @@ class SessionPlayers:
 
     def _drop(self, js_id: str) -> None:
         player = self._players.pop(js_id, None)
+        self._segment_markers.pop(js_id, None)
         if player is None:
             return
         player.stop()

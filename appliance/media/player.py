@@ -35,6 +35,7 @@ class Samples:
     """Audio already in memory (a decoded file, a rendered prompt)."""
 
     def __init__(self, samples: npt.NDArray[np.int16]) -> None:
+        self.samples = samples
         tail = -len(samples) % FRAME  # whole frames: the last one padded with silence
         self._audio = np.concatenate((samples, np.zeros(tail, dtype=SAMPLE))) if tail else samples
         self.duration_ms: int | None = len(samples) * 1000 // RATE
@@ -75,7 +76,7 @@ class Player:
         self._source: Source | None = None
         self._started = False
         self._position_ms = 0
-        self._markers: list[int] = []  # offsets as given (negative: from the end)
+        self._markers: list[tuple[int, int]] = []  # (offset: negative from the end, offset reported)
 
     def load(self, source: Source) -> None:
         """The audio is ready: it plays from the next tick (unless paused)."""
@@ -91,8 +92,10 @@ class Player:
         self.finished = True
         self.on_event("PlaybackFinished", {"error": error})
 
-    def add_marker(self, offset_ms: int) -> None:
-        self._markers.append(int(offset_ms))
+    def add_marker(self, offset_ms: int, reported: int | None = None) -> None:
+        """PlaybackMarkerReached when play reaches `offset_ms` (from the end if negative), reporting
+        `reported` (a sequence's markers count within their segment)."""
+        self._markers.append((int(offset_ms), int(offset_ms if reported is None else reported)))
 
     def pause(self) -> None:
         self.paused = True
@@ -131,11 +134,12 @@ class Player:
         if not self._markers:
             return
         start, end = self._position_ms, self._position_ms + TICK_MS
-        for offset in list(self._markers):
+        for marker in list(self._markers):
+            offset, reported = marker
             at = offset if offset >= 0 or duration_ms is None else duration_ms + offset
             if start <= at < end or (offset < 0 and at < start == 0):
-                self._markers.remove(offset)
-                self.on_event("PlaybackMarkerReached", {"offset": offset})
+                self._markers.remove(marker)
+                self.on_event("PlaybackMarkerReached", {"offset": reported})
 
     def input(self, frame: Frame) -> None:
         """A player has no input: what is sent to it is not heard anywhere."""

@@ -82,6 +82,41 @@
     return { kind: "tone", script: String(script === undefined ? "" : script), loop: !!p.loop };
   }
 
+  // A SequencePlayer plays its TTS and URL segments one after the other as one player; its events
+  // are SequencePlayer.*, and addMarker(offset, segment) counts from that segment's start (or end).
+  class SequencePlayer extends Player {
+    addMarker(offset, segment) {
+      const n = Number(offset);
+      const index = Number(segment === undefined ? 0 : segment);
+      if (!Number.isFinite(n) || !Number.isInteger(index)) {
+        throw new TypeError("addMarker: the offset (ms) and the segment index must be numbers");
+      }
+      command(this, "marker", { offset: Math.trunc(n), segment: index });
+    }
+    toString() { return `SequencePlayer ${this.id()}`; }
+  }
+
+  function segmentSpec(segment) {
+    const s = options(segment);
+    if (typeof s.text === "string") return ttsSpec(s.text, s.parameters);
+    if (typeof s.url === "string") return urlSpec(s.url, s.parameters);
+    throw new TypeError("createSequencePlayer: each segment needs a text (TTS) or a url");
+  }
+
+  vox.createSequencePlayer = function (parameters) {
+    const segments = options(parameters).segments;
+    if (!Array.isArray(segments) || segments.length === 0) {
+      throw new TypeError("createSequencePlayer: parameters.segments must be a non-empty array");
+    }
+    const spec = { kind: "sequence", segments: segments.map(segmentSpec) };
+    if (players.size >= vox.limits.playersPerSession) {
+      throw new Error(`at most ${vox.limits.playersPerSession} media players per session`);
+    }
+    const player = new SequencePlayer(`player-${vox.newId()}`);
+    vox.send(Object.assign({ op: "player", action: "create", id: player.id() }, spec));
+    return player;
+  };
+
   vox.createTTSPlayer = (text, parameters, legacyOptions) => create(ttsSpec(text, parameters, legacyOptions));
   vox.createURLPlayer = (request, parameters) => create(urlSpec(request, parameters));
   vox.createToneScriptPlayer = (script, parameters) => create(toneSpec(script, parameters));
@@ -102,6 +137,11 @@
       if (name === undefined || playing.get(d.call) !== player) return;
       if (event.name === "Player.PlaybackFinished") playing.delete(d.call);
       vox.emit(d.call, name, Object.assign({ call: d.call, name, id: d.call.id() }, event.data));
+      return;
+    }
+    if (player instanceof SequencePlayer) {
+      const name = event.name.replace(/^Player\./, "SequencePlayer.");
+      vox.emit(player, name, Object.assign({ sequencePlayer: player, name }, event.data));
       return;
     }
     vox.emit(player, event.name, Object.assign({ player, name: event.name }, event.data));
@@ -130,4 +170,5 @@
   C.stopPlayback = function () { stopOnCall(this); };
 
   global.Player = Player;
+  global.SequencePlayer = SequencePlayer;
 })(globalThis);
