@@ -42,7 +42,7 @@ from appliance.web.server import make_app
 log = logging.getLogger(__name__)
 
 DB_FILE = "voxgate.db"
-KV_PURGE_SECONDS = 3600.0
+KV_PURGE_SECONDS = 3600.0  # also how often expired recordings are looked for
 TTS_CACHE_BYTES = 64 * 1024 * 1024  # rendered prompts kept on the data partition
 
 
@@ -60,6 +60,15 @@ async def _purge_kv(db: Database, clock: RealClock) -> None:
         removed = await db.call(kv.purge_expired, clock.time())
         if removed:
             log.info("key-value storage: %d expired keys removed", removed)
+        await asyncio.sleep(KV_PURGE_SECONDS)
+
+
+async def _expire_recordings(store: RecordingStore, clock: RealClock) -> None:
+    """Recordings past their `expire` retention are deleted, checked hourly (a local policy)."""
+    while True:
+        removed = await asyncio.to_thread(store.expire, clock.time())
+        if removed:
+            log.info("recordings: %d expired recordings deleted", len(removed))
         await asyncio.sleep(KV_PURGE_SECONDS)
 
 
@@ -145,6 +154,7 @@ async def run(config: Config, *, data_dir: Path, sim: bool, voxfiles_dir: Path |
         except OSError as exc:
             raise ApplianceError(f"cannot listen for HTTP on {config.http.listen}: {exc.strerror or exc}") from None
         tasks.spawn(_purge_kv(db, clock))
+        tasks.spawn(_expire_recordings(store, clock))
         gc.freeze()  # start-up objects never need collecting: keeps later GC passes short
         mode = "simulation mode" if sim else "hardware mode"
         notify(f"READY=1\nSTATUS=running ({mode}), HTTP on {config.http.listen}")
