@@ -22,6 +22,7 @@ from appliance.engine.players import MediaSources
 from appliance.engine.recorders import Recordings
 from appliance.errors import ApplianceError
 from appliance.logs import setup_logging
+from appliance.media.asr import AsrThread
 from appliance.media.fetch import MediaFetcher
 from appliance.media.plane import MediaPlane
 from appliance.media.ports import RtpPorts
@@ -106,6 +107,7 @@ async def run(config: Config, *, data_dir: Path, sim: bool, voxfiles_dir: Path |
     plane: MediaPlane | None = None
     fetcher: MediaFetcher | None = None
     recording_thread: RecordingThread | None = None
+    asr_thread: AsrThread | None = None
     call_router: CallRouter | None = None
     try:
         catalog = Catalog(db, check_script)
@@ -139,6 +141,9 @@ async def run(config: Config, *, data_dir: Path, sim: bool, voxfiles_dir: Path |
         if repaired:
             log.info("repaired %d recordings left by an earlier stop", len(repaired))
         engine.recordings = Recordings(store, engine.base_url)
+        asr_thread = AsrThread()
+        asr_thread.start()
+        engine.asr_thread = asr_thread
         engine.dialer = sip.lines
         call_router = CallRouter(router, engine)
         await sip.start(call_router)
@@ -176,6 +181,8 @@ async def run(config: Config, *, data_dir: Path, sim: bool, voxfiles_dir: Path |
             await fetcher.close()
         if recording_thread is not None:
             await recording_thread.astop()
+        if asr_thread is not None:
+            await asyncio.to_thread(asr_thread.stop)
         if call_router is not None:
             await call_router.close()
         if engine is not None:

@@ -18,6 +18,7 @@ from appliance.engine.recorders import Recordings
 from appliance.engine.session import FINISH_ADMIN, Session, SessionSpec
 from appliance.engine.sessionlog import LineSink
 from appliance.engine.worker import EngineWorker
+from appliance.media.asr import AsrThread
 from appliance.media.plane import MediaPlane
 from appliance.store.db import DEFAULT_ACCOUNT_ID, Database
 from appliance.store.history import History, SessionRecord
@@ -63,6 +64,7 @@ class Engine:
         self.plane: MediaPlane | None = None  # where calls' audio is routed and mixed (set once it runs)
         self.sources: MediaSources | None = None  # where players get audio (URL fetcher, TTS cache)
         self.recordings: Recordings | None = None  # where recordings are written and served from
+        self.asr_thread: AsrThread | None = None  # where speech is recognised
         self._workers = [EngineWorker(i) for i in range(workers)]
         self._next_id = self.history.next_session_id()
         self._tasks = TaskSet("engine")

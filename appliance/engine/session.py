@@ -34,6 +34,7 @@ from appliance.engine.errors import ScriptSyntaxError
 from appliance.engine.jsruntime import Command, JsContext, ScriptFailure
 from appliance.engine.media import SessionMedia
 from appliance.engine.players import SessionPlayers
+from appliance.engine.recognizers import SessionRecognizers
 from appliance.engine.recorders import SessionRecorders
 from appliance.engine.sessionlog import LineSink, SessionLog
 from appliance.engine.worker import EngineWorker
@@ -110,8 +111,10 @@ class Session:
         self.players = SessionPlayers(session_id, engine.plane, engine.sources, engine.clock, self._unit_event)
         self.recorders = SessionRecorders(session_id, engine.plane, engine.recordings, engine.clock, self._deliver,
                                           self.legs.unit_of)
+        self.recognizers = SessionRecognizers(session_id, engine.plane, engine.asr_thread, engine.clock, self._deliver)
         self.media = SessionMedia(session_id, engine.plane, lambda js_id: self.legs.unit_of(js_id)
-                                  or self.players.unit_of(js_id) or self.recorders.unit_of(js_id))
+                                  or self.players.unit_of(js_id) or self.recorders.unit_of(js_id)
+                                  or self.recognizers.unit_of(js_id))
         self.hide_tones = False
         self.started_at = engine.clock.time()
         self.access_url = f"{base_url}/request/{session_id}/{self.secret}"
@@ -319,6 +322,10 @@ class Session:
             if self.phase in LIVE:
                 self.recorders.apply(cmd)
                 self.media.sync()
+        elif op == "asr":
+            if self.phase in LIVE:
+                self.recognizers.apply(cmd)
+                self.media.sync()
         else:
             log.warning("session %d: unknown command %r", self.id, op)
 
@@ -510,6 +517,7 @@ class Session:
         self.phase = Phase.ENDED
         self.media.close()
         self.recorders.close()
+        self.recognizers.close()
         self._ops.spawn(self.players.close())
         for timer in (*self._timers.values(), self._idle, self._deadline):
             if timer is not None:

@@ -15,7 +15,7 @@ from typing import Any
 
 # Namespaces and classes the prelude implements in JS; the symbol table does not define them.
 IMPLEMENTED = frozenset({
-    "VoxEngine", "Call", "Conference", "Player", "SequencePlayer", "Recorder", "Net", "Logger", "Crypto",
+    "VoxEngine", "Call", "Conference", "Player", "SequencePlayer", "Recorder", "ASR", "Net", "Logger", "Crypto",
     "ApplicationStorage",
 })
 

@@ -46,7 +46,7 @@
   };
   for (const name of [
     "allowWebSocketConnections", "callConference", "callPSTN", "callUserDirect",
-    "createASR", "createWebSocket", "easyProcess",
+    "createWebSocket", "easyProcess",
     "forwardCallToPSTN", "forwardCallToSIP", "forwardCallToUser", "forwardCallToUserDirect",
     "playSoundAndHangup",
   ]) {
@@ -55,7 +55,7 @@
   VoxEngine.callSIP = vox.callSIP;
   VoxEngine.callUser = vox.callUser;
   for (const name of ["createConference", "destroyConference", "sendMediaBetween", "stopMediaBetween",
-    "createTTSPlayer", "createURLPlayer", "createToneScriptPlayer", "createSequencePlayer", "createRecorder"]) {
+    "createTTSPlayer", "createURLPlayer", "createToneScriptPlayer", "createSequencePlayer", "createRecorder", "createASR"]) {
     VoxEngine[name] = vox[name];
   }
   vox.eventMethods(VoxEngine);
