@@ -25,12 +25,14 @@ VoxEngine.addEventListener(AppEvents.CallAlerting, (e) => {
   call.addEventListener(CallEvents.Connected, () => {
     const german = VoxEngine.createASR({profile: ASRProfileList.Google.de_DE});
     german.addEventListener(ASREvents.ASRError, (r) => Logger.write("german: " + r.error));
-    const asr = VoxEngine.createASR({profile: ASRProfileList.Google.en_US, request: {grammar: "yesno"},
-                                     singleUtterance: true});
+    const asr = VoxEngine.createASR({profile: ASRProfileList.Google.en_US, request: {grammar: "yesno"}});
     for (const name of ["Started", "CaptureStarted", "SpeechCaptured"]) {
       asr.addEventListener(ASREvents[name], () => Logger.write(name));
     }
-    asr.addEventListener(ASREvents.Result, (r) => { Logger.write("result " + r.text); call.hangup(); });
+    asr.addEventListener(ASREvents.Result, (r) => {
+      Logger.write("result " + r.text);
+      if (r.text === "yes") call.hangup();  // a click on a busy machine may be heard as an empty utterance first
+    });
     call.sendMediaTo(asr);
   });
   call.addEventListener(CallEvents.Disconnected, () => VoxEngine.terminate());
@@ -61,10 +63,11 @@ def test_a_caller_saying_yes_is_recognised(tmp_path: Path) -> None:
             phone.wait_event("REGISTER_OK")
             assert phone.command("dial", f"sip:555@{HOST}:{daemon.sip_port}")["ok"]
             phone.wait_event("CALL_ESTABLISHED")
-            assert wait_until(lambda: any(line.startswith("result") for line in log_lines(daemon)), 15), \
-                log_lines(daemon)
+            assert wait_until(lambda: "result yes" in log_lines(daemon), 15), log_lines(daemon)
             time.sleep(0.2)
         lines = log_lines(daemon)
     print("\n" + "\n".join(lines))
     assert lines[0].startswith("german: ") and "English" in lines[0]
-    assert lines[1:5] == ["Started", "CaptureStarted", "SpeechCaptured", "result yes"], lines
+    assert lines[1] == "Started"
+    yes = lines.index("result yes")
+    assert lines[yes - 2:yes] == ["CaptureStarted", "SpeechCaptured"], lines

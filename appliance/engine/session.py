@@ -37,6 +37,7 @@ from appliance.engine.players import SessionPlayers
 from appliance.engine.recognizers import SessionRecognizers
 from appliance.engine.recorders import SessionRecorders
 from appliance.engine.sessionlog import LineSink, SessionLog
+from appliance.engine.websockets import SessionWebSockets
 from appliance.engine.worker import EngineWorker
 from appliance.legs.leg import Leg
 from appliance.store.db import StoreError
@@ -112,9 +113,10 @@ class Session:
         self.recorders = SessionRecorders(session_id, engine.plane, engine.recordings, engine.clock, self._deliver,
                                           self.legs.unit_of)
         self.recognizers = SessionRecognizers(session_id, engine.plane, engine.asr_thread, engine.clock, self._deliver)
+        self.websockets = SessionWebSockets(session_id, engine.plane, self._deliver)
         self.media = SessionMedia(session_id, engine.plane, lambda js_id: self.legs.unit_of(js_id)
                                   or self.players.unit_of(js_id) or self.recorders.unit_of(js_id)
-                                  or self.recognizers.unit_of(js_id))
+                                  or self.recognizers.unit_of(js_id) or self.websockets.unit_of(js_id))
         self.hide_tones = False
         self.started_at = engine.clock.time()
         self.access_url = f"{base_url}/request/{session_id}/{self.secret}"
@@ -326,6 +328,10 @@ class Session:
             if self.phase in LIVE:
                 self.recognizers.apply(cmd)
                 self.media.sync()
+        elif op == "ws":
+            if self.phase in LIVE or cmd.get("action") == "close":
+                self.websockets.apply(cmd)
+                self.media.sync()
         else:
             log.warning("session %d: unknown command %r", self.id, op)
 
@@ -519,6 +525,7 @@ class Session:
         self.recorders.close()
         self.recognizers.close()
         self._ops.spawn(self.players.close())
+        self._ops.spawn(self.websockets.close())
         for timer in (*self._timers.values(), self._idle, self._deadline):
             if timer is not None:
                 timer.cancel()

@@ -15,8 +15,8 @@ from typing import Any
 
 # Namespaces and classes the prelude implements in JS; the symbol table does not define them.
 IMPLEMENTED = frozenset({
-    "VoxEngine", "Call", "Conference", "Player", "SequencePlayer", "Recorder", "ASR", "Net", "Logger", "Crypto",
-    "ApplicationStorage",
+    "VoxEngine", "Call", "Conference", "Player", "SequencePlayer", "Recorder", "ASR", "WebSocket", "Net", "Logger",
+    "Crypto", "ApplicationStorage",
 })
 
 # Cloud features: their functions and classes throw "<feature> is not available on this appliance".

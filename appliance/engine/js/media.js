@@ -24,15 +24,16 @@
     vox.send({ op: "media", action, from, to });
   }
 
-  vox.sendMediaTo = function (source, target) {
+  vox.sendMediaTo = function (source, target, parameters) {
     route("send", source, target, "sendMediaTo");
+    if (parameters !== undefined && vox.mediaParams) vox.mediaParams(target, parameters);
   };
   vox.stopMediaTo = function (source, target) {
     route("stop", source, target, "stopMediaTo");
   };
 
-  global.Call.prototype.sendMediaTo = function (unit) {
-    vox.sendMediaTo(this, unit);
+  global.Call.prototype.sendMediaTo = function (unit, parameters) {
+    vox.sendMediaTo(this, unit, parameters);
   };
   global.Call.prototype.stopMediaTo = function (unit) {
     vox.stopMediaTo(this, unit);

@@ -31,7 +31,7 @@
       if (!Number.isFinite(n)) throw new TypeError("addMarker: the offset must be a number of milliseconds");
       command(this, "marker", { offset: Math.trunc(n) });
     }
-    sendMediaTo(unit) { vox.sendMediaTo(this, unit); }
+    sendMediaTo(unit, parameters) { vox.sendMediaTo(this, unit, parameters); }
     stopMediaTo(unit) { vox.stopMediaTo(this, unit); }
     toString() { return `Player ${state.get(this).id}`; }
   }

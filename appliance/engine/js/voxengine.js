@@ -46,7 +46,7 @@
   };
   for (const name of [
     "allowWebSocketConnections", "callConference", "callPSTN", "callUserDirect",
-    "createWebSocket", "easyProcess",
+    "easyProcess",
     "forwardCallToPSTN", "forwardCallToSIP", "forwardCallToUser", "forwardCallToUserDirect",
     "playSoundAndHangup",
   ]) {
@@ -55,7 +55,7 @@
   VoxEngine.callSIP = vox.callSIP;
   VoxEngine.callUser = vox.callUser;
   for (const name of ["createConference", "destroyConference", "sendMediaBetween", "stopMediaBetween",
-    "createTTSPlayer", "createURLPlayer", "createToneScriptPlayer", "createSequencePlayer", "createRecorder", "createASR"]) {
+    "createTTSPlayer", "createURLPlayer", "createToneScriptPlayer", "createSequencePlayer", "createRecorder", "createASR", "createWebSocket"]) {
     VoxEngine[name] = vox[name];
   }
   vox.eventMethods(VoxEngine);
