@@ -230,3 +230,65 @@ async def test_feed_is_cheap_and_overflow_drops() -> None:
 def test_recognizer_needs_a_running_thread() -> None:
     with pytest.raises(AsrError, match="not running"):
         Recognizer(AsrThread(), on_event=lambda name, payload: None)
+
+
+SPEECH = (
+    "good morning, i am calling about the invoice you sent last week, "
+    "the amount looks wrong to me and i would like somebody to call me back"
+)
+
+
+def test_decoding_does_not_hold_this_process_gil() -> None:
+    """pocketsphinx never releases the GIL; in the worker process it cannot stall this one's threads."""
+    audio = phone(SPEECH)
+    assert len(audio) >= 5 * RATE
+    results = threading.Event()
+
+    def on_event(name: str, payload: dict[str, object]) -> None:
+        if name == "Result":
+            results.set()
+
+    thread = AsrThread()
+    thread.start()  # outside a loop: events arrive on the receiver thread
+    try:
+        recognizer = Recognizer(thread, on_event=on_event)
+        for start in range(0, len(audio), FRAME):
+            recognizer.feed(audio[start : start + FRAME])
+        assert recognizer.dropped == 0
+        worst = 0.0
+        cpu0 = recognizer.cpu_s
+        deadline = time.monotonic() + 30.0
+        while not results.is_set() and time.monotonic() < deadline:
+            started = time.perf_counter()
+            time.sleep(0.002)
+            worst = max(worst, time.perf_counter() - started - 0.002)
+        decoded_s = recognizer.cpu_s - cpu0
+        print(f"\nmax time.sleep(0.002) overshoot {worst * 1000:.1f} ms; the worker decoded {decoded_s:.2f} s of CPU")
+        assert results.is_set()
+        assert decoded_s > 0.2  # the decoding really happened during the measurement
+        assert worst < 0.050
+        recognizer.close()
+    finally:
+        thread.stop()
+
+
+async def test_a_dead_worker_stops_every_recognizer(asr_thread: AsrThread) -> None:
+    errors: Events = []
+    got = asyncio.Event()
+
+    def on_event(name: str, payload: dict[str, object]) -> None:
+        errors.append((name, payload))
+        got.set()
+
+    recognizers = [Recognizer(asr_thread, on_event=on_event) for _ in range(2)]
+    process = asr_thread._process  # the test kills the worker behind the API's back
+    assert process is not None
+    process.kill()
+    await asyncio.wait_for(got.wait(), WAIT_S)
+    await asyncio.sleep(0.2)
+    assert [name for name, _ in errors] == ["ASRError", "ASRError"]
+    assert str(errors[0][1]["error"]).startswith("speech recognition stopped: ")
+    assert all(recognizer.finished for recognizer in recognizers)
+    assert not asr_thread.running
+    recognizers[0].feed(phone("yes")[:FRAME])
+    assert recognizers[0].accepted == 0

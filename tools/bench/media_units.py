@@ -375,8 +375,8 @@ async def run(args: argparse.Namespace) -> None:
             row = await bench_config(config, prompts, args.seconds)
             print(grid_line(row), flush=True)
         print("tick: mixer.tick wall and main-thread CPU; proc: process CPU per tick, all threads; RTF: ASR CPU "
-              "per second of audio per stream; thread: ASR-thread load;\ncapt/res: ASR CaptureStarted/Result events "
-              "(whole run)")
+              "per second of audio per stream; thread: ASR worker process load;\n"
+              "capt/res: ASR CaptureStarted/Result events (whole run)")
     if args.only in (None, "tts"):
         if args.only is None:
             print()
