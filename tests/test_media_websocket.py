@@ -6,15 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import wave
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import numpy as np
 import numpy.typing as npt
 from aiohttp import web
+from daemon_helpers import client_session, create_api_key, running_daemon, start_scenarios, wait_until
 from engine_helpers import Lines, engine_harness
+from sip_helpers import log_lines, voxfiles
 
 from appliance.engine.players import MediaSources
 from appliance.engine.recorders import Recordings
@@ -133,3 +137,43 @@ async def test_text_and_media_both_ways_over_a_websocket(tmp_path: Path) -> None
     loud = np.abs(audio) > 2000
     assert abs(peak_hz(audio, 8000) - 600) < 5
     assert 0.8 < loud.sum() / 8000 * 1.6 < 1.4  # about a second of tone (a sine is above 2000 about 60 % of the time)
+
+
+INCOMING = """
+if (VoxEngine.customData() === "allow") VoxEngine.allowWebSocketConnections();
+Logger.write("ready");
+VoxEngine.addEventListener(AppEvents.WebSocket, (e) => {
+  const ws = e.websocket;
+  Logger.write("incoming " + ws.readyState + " " + (ws.url === e.path ? "" : "url ok"));
+  ws.onmessage = (m) => ws.send("echo " + m.text);
+  ws.onclose = () => { Logger.write("closed"); VoxEngine.terminate(); };
+});
+VoxEngine.addEventListener(AppEvents.NewWebSocketFailed, (e) => {
+  Logger.write("refused: " + e.reason);
+  VoxEngine.terminate();
+});
+"""
+
+
+async def test_incoming_websockets_on_the_session_url(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    key = create_api_key(tmp_path / "data")
+    with running_daemon(tmp_path / "data", voxfiles=voxfiles(tmp_path / "vox", INCOMING)) as daemon:
+        async with client_session() as client:
+            allowed = await start_scenarios(client, daemon, key, "in", "allow")
+            first = allowed["call_session_history_id"]
+            assert wait_until(lambda: "ready" in log_lines(daemon, first), 10)  # the scenario has run
+            url = allowed["media_session_access_url"].replace("http://", "ws://")
+            async with client.ws_connect(url, protocols=("chat",)) as ws:
+                await ws.send_str("hi")
+                reply = await ws.receive(timeout=10)
+                assert reply.data == "echo hi"
+            refused = await start_scenarios(client, daemon, key, "in", "")
+            with contextlib.suppress(aiohttp.WSServerHandshakeError):
+                async with client.ws_connect(refused["media_session_access_url"].replace("http://", "ws://")):
+                    raise AssertionError("a session that did not allow WebSockets accepted one")
+        second = refused["call_session_history_id"]
+        assert wait_until(lambda: "closed" in log_lines(daemon, first), 10), log_lines(daemon, first)
+        assert wait_until(lambda: any("refused" in line for line in log_lines(daemon, second)), 10)
+    assert log_lines(daemon, first)[:3] == ["ready", "incoming open url ok", "closed"], log_lines(daemon, first)
+    assert "allowWebSocketConnections" in next(line for line in log_lines(daemon, second) if "refused" in line)

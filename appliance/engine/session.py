@@ -110,10 +110,10 @@ class Session:
         self.failure: ScriptFailure | None = None
         self.legs = SessionCalls(session_id, engine.dialer, self._unit_event, self._legs_changed, self.note)
         self.players = SessionPlayers(session_id, engine.plane, engine.sources, engine.clock, self._unit_event)
-        self.recorders = SessionRecorders(session_id, engine.plane, engine.recordings, engine.clock, self._deliver,
+        self.recorders = SessionRecorders(session_id, engine.plane, engine.recordings, engine.clock, self.deliver,
                                           self.legs.unit_of)
-        self.recognizers = SessionRecognizers(session_id, engine.plane, engine.asr_thread, engine.clock, self._deliver)
-        self.websockets = SessionWebSockets(session_id, engine.plane, self._deliver)
+        self.recognizers = SessionRecognizers(session_id, engine.plane, engine.asr_thread, engine.clock, self.deliver)
+        self.websockets = SessionWebSockets(session_id, engine.plane, self.deliver)
         self.media = SessionMedia(session_id, engine.plane, lambda js_id: self.legs.unit_of(js_id)
                                   or self.players.unit_of(js_id) or self.recorders.unit_of(js_id)
                                   or self.recognizers.unit_of(js_id) or self.websockets.unit_of(js_id))
@@ -258,11 +258,16 @@ class Session:
 
     def _unit_event(self, event: Command) -> None:
         """An event from a leg or player: to JS, then the routing and recordings follow what changed."""
-        self._deliver(event)
+        self.deliver(event)
         self.media.sync()
         self.recorders.sync()
 
-    def _deliver(self, event: Command) -> None:
+    @property
+    def live(self) -> bool:
+        return self.phase in LIVE
+
+    def deliver(self, event: Command) -> None:
+        """An event into the session's JS, while it is live."""
         if self.phase in LIVE:
             self._event(event)
 

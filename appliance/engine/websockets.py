@@ -8,6 +8,11 @@ Each socket is a client connection (aiohttp) owned by the session, and a media u
   re-chunked to real time (media/wsmedia.py), with MEDIA_STARTED / MEDIA_ENDED events.
 Other text frames are WebSocket.Message events. Connections are not closed when calls end, only by
 `close()` or when the session ends, as on Voximplant.
+
+After `VoxEngine.allowWebSocketConnections()`, WebSockets opened to the session's URL are accepted
+(AppEvents.NewWebSocketConnection) up to the session's calls + `EXTRA_INCOMING`; beyond that, or
+before allowing, they are refused (AppEvents.NewWebSocketFailed) with 403. Both kinds are served by
+the same loop: text and media in, queued messages out.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 
 from appliance.media.audio import Frame
 from appliance.media.graph import Graph
@@ -39,6 +45,8 @@ Command = dict[str, Any]
 CONNECT_TIMEOUT_S = 10.0
 MEDIA_EVENTS = ('"event":"start"', '"event":"media"', '"event":"stop"')  # cheap test before parsing
 SEND_QUEUE_LIMIT = 500  # messages (10 s of media) waiting for a slow peer before audio is dropped
+EXTRA_INCOMING = 3  # incoming sockets allowed beyond the session's number of calls (Voximplant's rule)
+Connection = aiohttp.ClientWebSocketResponse | web.WebSocketResponse
 
 
 class SocketUnit:
@@ -76,7 +84,7 @@ class Socket:
         self.js_id = js_id
         self.unit = unit
         self.queue: asyncio.Queue[str | None] = asyncio.Queue()
-        self.ws: aiohttp.ClientWebSocketResponse | None = None
+        self.ws: Connection | None = None
         self.dropped = 0
 
 
@@ -88,6 +96,8 @@ class SessionWebSockets:
         self._sockets: dict[str, Socket] = {}
         self._tasks = TaskSet(f"session {session_id} websockets")
         self._http: aiohttp.ClientSession | None = None
+        self.allowed = False  # allowWebSocketConnections() was called
+        self._incoming = 0
 
     def unit_of(self, js_id: str) -> str | None:
         socket = self._sockets.get(js_id)
@@ -97,6 +107,9 @@ class SessionWebSockets:
         self._deliver({"type": "websocket", "id": js_id, "name": f"WebSocket.{name}", "data": data})
 
     def apply(self, cmd: Command) -> None:
+        if cmd.get("action") == "allow":
+            self.allowed = True
+            return
         js_id, action = str(cmd["id"]), cmd.get("action")
         if action == "connect":
             self._connect(js_id, cmd)
@@ -119,10 +132,9 @@ class SessionWebSockets:
             return
         socket.queue.put_nowait(text)
 
-    def _connect(self, js_id: str, cmd: Command) -> None:
-        if self._plane is None or js_id in self._sockets:
-            self._event(js_id, "Error", {})
-            return
+    def _socket(self, js_id: str) -> Socket:
+        """A new socket's media unit in the graph."""
+        assert self._plane is not None
         holder: list[Socket] = []
         unit = SocketUnit(f"s{self._session_id}-{js_id}", self._plane.graph, self._plane.now,
                           lambda text: self._queue(holder[0], text), lambda event: self._media_event(js_id, event))
@@ -130,8 +142,33 @@ class SessionWebSockets:
         holder.append(socket)
         self._sockets[js_id] = socket
         self._plane.graph.add(unit)
+        return socket
+
+    def _connect(self, js_id: str, cmd: Command) -> None:
+        if self._plane is None or js_id in self._sockets:
+            self._event(js_id, "Error", {})
+            return
+        socket = self._socket(js_id)
         self._tasks.spawn(self._run(socket, str(cmd.get("url", "")), list(cmd.get("protocols") or []),
                                     [(str(h.get("name")), str(h.get("value"))) for h in cmd.get("headers") or []]))
+
+    def refusal(self, calls: int) -> str | None:
+        """Why an incoming socket cannot be accepted now, or None."""
+        if self._plane is None:
+            return "media is not available in this engine"
+        if not self.allowed:
+            return "the scenario did not call VoxEngine.allowWebSocketConnections()"
+        if self._incoming >= calls + EXTRA_INCOMING:
+            return f"at most {calls + EXTRA_INCOMING} incoming WebSockets (calls + {EXTRA_INCOMING})"
+        return None
+
+    async def serve(self, ws: web.WebSocketResponse, announce: Callable[[str], None]) -> None:
+        """An accepted incoming socket, served until it closes; `announce(js_id)` tells JS about it."""
+        self._incoming += 1
+        js_id = f"websocket-in-{self._incoming}"
+        socket = self._socket(js_id)
+        announce(js_id)
+        await self._serve(socket, ws)
 
     def _media_event(self, js_id: str, event: StreamEvent) -> None:
         if isinstance(event, MediaStarted):
@@ -152,8 +189,11 @@ class SessionWebSockets:
             self._event(socket.js_id, "Close", {"code": 1006, "reason": str(exc), "wasClean": False})
             self._forget(socket.js_id)
             return
-        socket.ws = ws
         self._event(socket.js_id, "Open", {})
+        await self._serve(socket, ws)
+
+    async def _serve(self, socket: Socket, ws: Connection) -> None:
+        socket.ws = ws
         sender = asyncio.get_running_loop().create_task(self._send_all(socket, ws))
         try:
             async for message in ws:
@@ -180,7 +220,7 @@ class SessionWebSockets:
                 log.info("session %d: WebSocket media refused: %s", self._session_id, exc)
         self._event(socket.js_id, "Message", {"text": text})
 
-    async def _send_all(self, socket: Socket, ws: aiohttp.ClientWebSocketResponse) -> None:
+    async def _send_all(self, socket: Socket, ws: Connection) -> None:
         while True:
             text = await socket.queue.get()
             if text is None:

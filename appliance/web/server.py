@@ -10,6 +10,7 @@ from aiohttp import web
 from appliance.engine import limits
 from appliance.engine.engine import Engine
 from appliance.engine.recorders import RECORDS_PATH
+from appliance.engine.session import Session
 from appliance.router import Router, RoutingError
 from appliance.store.apikeys import ApiKeys
 from appliance.web.auth import authorized
@@ -104,16 +105,33 @@ METHODS: dict[str, Callable[[web.Request, dict[str, str]], Awaitable[web.Respons
 }
 
 
-async def session_request(request: web.Request) -> web.Response:
+async def session_request(request: web.Request) -> web.StreamResponse:
     """Any request to a session's access URL fires AppEvents.HttpRequest in that session."""
     engine = request.app[ENGINE_KEY]
     session = engine.find(int(request.match_info["session_id"]), request.match_info["secret"])
     if session is None:
         return web.Response(status=404, text="no such session")
-    content = (await request.read()).decode("utf-8", errors="replace")
     headers = [{"key": k, "value": v} for k, v in request.headers.items() if k.lower().startswith("x-")]
+    if request.headers.get("Upgrade", "").lower() == "websocket":
+        return await session_websocket(request, session, headers)
+    content = (await request.read()).decode("utf-8", errors="replace")
     status, body = await session.http_request(request.method, request.path_qs, content, headers)
     return web.Response(status=status, text=body)
+
+
+async def session_websocket(request: web.Request, session: Session,
+                            headers: list[dict[str, str]]) -> web.StreamResponse:
+    """A WebSocket to the session's URL: AppEvents.NewWebSocketConnection, or NewWebSocketFailed and 403."""
+    info = {"method": request.method, "path": request.path_qs, "content": "", "headers": headers}
+    reason = session.websockets.refusal(len(session.legs)) if session.live else "the session is ending"
+    if reason is not None:
+        session.deliver({"type": "app", "name": "Application.OnNewWebSocketFailed", "data": {**info, "reason": reason}})
+        return web.Response(status=403, text=reason)
+    ws = web.WebSocketResponse(protocols=("chat",))
+    await ws.prepare(request)
+    await session.websockets.serve(ws, lambda js_id: session.deliver(
+        {"type": "websocket", "event": "incoming", "id": js_id, "url": session.access_url, "data": info}))
+    return ws
 
 
 async def session_log(request: web.Request) -> web.StreamResponse:

@@ -45,7 +45,7 @@
     createStreamingAgent: cloudOnly("RTMP streaming"),
   };
   for (const name of [
-    "allowWebSocketConnections", "callConference", "callPSTN", "callUserDirect",
+    "callConference", "callPSTN", "callUserDirect",
     "easyProcess",
     "forwardCallToPSTN", "forwardCallToSIP", "forwardCallToUser", "forwardCallToUserDirect",
     "playSoundAndHangup",
@@ -55,7 +55,8 @@
   VoxEngine.callSIP = vox.callSIP;
   VoxEngine.callUser = vox.callUser;
   for (const name of ["createConference", "destroyConference", "sendMediaBetween", "stopMediaBetween",
-    "createTTSPlayer", "createURLPlayer", "createToneScriptPlayer", "createSequencePlayer", "createRecorder", "createASR", "createWebSocket"]) {
+    "createTTSPlayer", "createURLPlayer", "createToneScriptPlayer", "createSequencePlayer", "createRecorder", "createASR", "createWebSocket",
+    "allowWebSocketConnections"]) {
     VoxEngine[name] = vox[name];
   }
   vox.eventMethods(VoxEngine);

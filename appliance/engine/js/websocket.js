@@ -62,7 +62,25 @@
     vox.send({ op: "ws", action: "params", id: target.id(), params });
   };
 
+  // A socket a client opened to the session's URL (after allowWebSocketConnections): already open.
+  function incoming(event) {
+    const socket = Object.create(WebSocket.prototype);
+    state.set(socket, { id: event.id, url: event.url, readyState: "open" });
+    sockets.set(event.id, socket);
+    for (const name of Object.values(HANDLER)) socket[name] = null;
+    const name = "AppEvents.NewWebSocketConnection";
+    vox.emit(global.VoxEngine, name, Object.assign({ name, websocket: socket }, event.data));
+  }
+
+  vox.allowWebSocketConnections = function () {
+    vox.send({ op: "ws", action: "allow", id: "" });
+  };
+
   vox.handlers.websocket = (event) => {
+    if (event.event === "incoming") {
+      incoming(event);
+      return;
+    }
     const socket = sockets.get(event.id);
     if (socket === undefined) return;
     const d = state.get(socket);
