@@ -135,3 +135,25 @@ async def test_a_sequence_player_plays_its_segments_in_turn(tmp_path: Path) -> N
     assert all("wrong player" not in line for line in script)
     assert script[3] == "SequencePlayer.PlaybackMarkerReached 100"
     assert int(script[2].split()[1]) > 2000  # both segments' length
+
+
+async def test_an_unknown_voice_ends_the_prompt_with_an_error(tmp_path: Path) -> None:
+    async with engine_harness(virtual=False) as h:
+        lines = await run_with_media(h, tmp_path, """
+const conf = VoxEngine.createConference();
+const voices = ["NotAVoice", VoiceList.Amazon.fil_PH_Standard_A || "VoiceList.Amazon.fil_PH_X"];
+let left = voices.length;
+for (const voice of voices) {
+  const player = VoxEngine.createTTSPlayer("Hello", {voice});
+  player.addEventListener(PlayerEvents.PlaybackFinished, (e) => {
+    Logger.write(voice + ": " + (e.error || "played"));
+    if (--left === 0) VoxEngine.terminate();
+  });
+  player.sendMediaTo(conf);
+}
+""")
+    print("\n" + "\n".join(lines.script))
+    unknown = next(line for line in lines.script if line.startswith("NotAVoice"))
+    assert "unknown voice" in unknown
+    fallback = next(line for line in lines.script if not line.startswith("NotAVoice"))
+    assert fallback.endswith(": played")  # a real constant of a language espeak-ng lacks: the fallback speaks

@@ -149,7 +149,12 @@ class SessionPlayers:
             return Tones(tones.ToneGenerator(script, loop=True))
         if kind == "tts":
             options = cmd.get("options") or {}
-            voice = tts.voice_for(cmd.get("voice") or "en")
+            requested = str(cmd.get("voice") or "en")
+            voice = tts.voice_for(requested)
+            if voice.fallback_used and not requested.startswith("VoiceList."):  # not a voice at all
+                raise tts.UnknownVoice(f"unknown voice {requested!r}: use a VoiceList constant or a language (en-US)")
+            if voice.fallback_used:
+                log.info("session %d: %s has no local voice; speaking %s", self._session_id, requested, voice.espeak)
             rendered = await self._sources.tts.get_or_render(
                 str(cmd.get("text", "")), voice, rate=_factor(options.get("rate"), RATES),
                 pitch=_factor(options.get("pitch"), PITCHES), volume=_factor(options.get("volume"), VOLUMES))
