@@ -252,3 +252,10 @@ def running_baresip(root: Path, account: str, *, sip_trace: bool = True, source:
 def account_line(sip_port: int, password: str, *, user: str = "100", answermode: str = "auto") -> str:
     """An account for `user` at the box on 127.0.0.1:`sip_port`; `answermode` auto answers calls at once."""
     return f"<sip:{user}@{HOST}:{sip_port}>;auth_pass={password};regint=600;answermode={answermode}"
+
+
+def call_box(phone: BaresipClient, sip_port: int, number: str = "555") -> None:
+    """The registered phone dials `number` at the box on `sip_port` and waits until the call is up."""
+    phone.wait_event("REGISTER_OK")
+    assert phone.command("dial", f"sip:{number}@{HOST}:{sip_port}")["ok"]
+    phone.wait_event("CALL_ESTABLISHED")

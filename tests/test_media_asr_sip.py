@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soxr
-from baresip_helpers import BARESIP, account_line, running_baresip
-from daemon_helpers import HOST, running_daemon, wait_until
+from baresip_helpers import BARESIP, account_line, call_box, running_baresip
+from daemon_helpers import running_daemon, wait_until
 from sip_helpers import log_lines, sim_user_password, voxfiles
 
 pytestmark = pytest.mark.skipif(BARESIP is None, reason="needs baresip-core")
@@ -60,9 +60,7 @@ def test_a_caller_saying_yes_is_recognised(tmp_path: Path) -> None:
     with running_daemon(tmp_path / "data", voxfiles=voxfiles(tmp_path / "vox", LISTEN)) as daemon:
         account = account_line(daemon.sip_port, sim_user_password(daemon))
         with running_baresip(tmp_path / "baresip", account, source=source) as phone:
-            phone.wait_event("REGISTER_OK")
-            assert phone.command("dial", f"sip:555@{HOST}:{daemon.sip_port}")["ok"]
-            phone.wait_event("CALL_ESTABLISHED")
+            call_box(phone, daemon.sip_port)
             assert wait_until(lambda: "result yes" in log_lines(daemon), 15), log_lines(daemon)
             time.sleep(0.2)
         lines = log_lines(daemon)

@@ -21,8 +21,8 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 import soxr
-from baresip_helpers import BARESIP, account_line, running_baresip
-from daemon_helpers import HOST, running_daemon, wait_until
+from baresip_helpers import BARESIP, account_line, call_box, running_baresip
+from daemon_helpers import running_daemon, wait_until
 from sip_helpers import SIPP, log_lines, sim_user_password, sipp_in_background, stop_pid, voxfiles
 
 pytestmark = pytest.mark.skipif(BARESIP is None or SIPP is None, reason="needs baresip-core and sip-tester")
@@ -110,9 +110,7 @@ def test_speech_comes_back_through_a_bridged_echo(tmp_path: Path, media: str) ->
             if media == "SRTP":  # SDES keys in the SDP (RTP/SAVP), encrypted both ways; sipp's side stays plain
                 account += ";mediaenc=srtp-mand"
             with running_baresip(tmp_path / "baresip", account, source=source, record=True) as phone:
-                phone.wait_event("REGISTER_OK")
-                assert phone.command("dial", f"sip:555@{HOST}:{daemon.sip_port}")["ok"]
-                phone.wait_event("CALL_ESTABLISHED")
+                call_box(phone, daemon.sip_port)
                 if media == "SRTP":
                     assert "RTP/SAVP" in phone.output() and "a=crypto:" in phone.output()
                 assert wait_until(lambda: "caller connected" in log_lines(daemon), 5), log_lines(daemon)

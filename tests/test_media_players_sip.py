@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import pytest
-from baresip_helpers import BARESIP, account_line, running_baresip
-from daemon_helpers import HOST, running_daemon, wait_until
+from baresip_helpers import BARESIP, account_line, call_box, running_baresip
+from daemon_helpers import running_daemon, wait_until
 from sip_helpers import log_lines, sim_user_password, voxfiles
 from test_media_interop import RATE, read_wav
 
@@ -51,9 +51,7 @@ def test_say_then_a_tone_script_reach_the_phone(tmp_path: Path) -> None:
     with running_daemon(tmp_path / "data", voxfiles=voxfiles(tmp_path / "vox", SAY_THEN_TONE)) as daemon:
         account = account_line(daemon.sip_port, sim_user_password(daemon))
         with running_baresip(tmp_path / "baresip", account, record=True) as phone:
-            phone.wait_event("REGISTER_OK")
-            assert phone.command("dial", f"sip:555@{HOST}:{daemon.sip_port}")["ok"]
-            phone.wait_event("CALL_ESTABLISHED")
+            call_box(phone, daemon.sip_port)
             assert wait_until(lambda: "tone started" in log_lines(daemon), 20), log_lines(daemon)
             time.sleep(2.5)
             assert phone.command("hangup")["ok"]
@@ -109,9 +107,7 @@ def test_a_stereo_call_recording_keeps_each_side_on_its_channel(tmp_path: Path) 
     with running_daemon(tmp_path / "data", voxfiles=voxfiles(tmp_path / "vox", RECORD)) as daemon:
         account = account_line(daemon.sip_port, sim_user_password(daemon))
         with running_baresip(tmp_path / "baresip", account) as phone:
-            phone.wait_event("REGISTER_OK")
-            assert phone.command("dial", f"sip:555@{HOST}:{daemon.sip_port}")["ok"]
-            phone.wait_event("CALL_ESTABLISHED")
+            call_box(phone, daemon.sip_port)
             time.sleep(4.0)
             assert phone.command("hangup")["ok"]
             phone.wait_event("CALL_CLOSED")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from appliance.media.graph import Conference
 from appliance.media.plane import MediaPlane
@@ -20,6 +20,15 @@ from appliance.media.plane import MediaPlane
 log = logging.getLogger(__name__)
 
 Command = dict[str, Any]
+
+
+class UnitService(Protocol):
+    """A session's media units of one kind (players, recorders, ASR, WebSockets), driven by JS commands."""
+
+    def apply(self, cmd: Command) -> None: ...
+
+    def unit_of(self, js_id: str) -> str | None:
+        """The graph unit of a JS object of this kind, if it is alive."""
 
 
 class SessionMedia:

@@ -32,7 +32,7 @@ from appliance.engine import limits, netio
 from appliance.engine.calls import SessionCalls
 from appliance.engine.errors import ScriptSyntaxError
 from appliance.engine.jsruntime import Command, JsContext, ScriptFailure
-from appliance.engine.media import SessionMedia
+from appliance.engine.media import SessionMedia, UnitService
 from appliance.engine.players import SessionPlayers
 from appliance.engine.recognizers import SessionRecognizers
 from appliance.engine.recorders import SessionRecorders
@@ -114,9 +114,11 @@ class Session:
                                           self.legs.unit_of)
         self.recognizers = SessionRecognizers(session_id, engine.plane, engine.asr_thread, engine.clock, self.deliver)
         self.websockets = SessionWebSockets(session_id, engine.plane, self.deliver)
-        self.media = SessionMedia(session_id, engine.plane, lambda js_id: self.legs.unit_of(js_id)
-                                  or self.players.unit_of(js_id) or self.recorders.unit_of(js_id)
-                                  or self.recognizers.unit_of(js_id) or self.websockets.unit_of(js_id))
+        # The media units scripts create, by the command op that drives them.
+        self._units: dict[str, UnitService] = {
+            "player": self.players, "recorder": self.recorders, "asr": self.recognizers, "ws": self.websockets,
+        }
+        self.media = SessionMedia(session_id, engine.plane, self._unit_of)
         self.hide_tones = False
         self.started_at = engine.clock.time()
         self.access_url = f"{base_url}/request/{session_id}/{self.secret}"
@@ -256,6 +258,13 @@ class Session:
             self._idle.cancel()
             self._idle = None
 
+    def _unit_of(self, js_id: str) -> str | None:
+        """The media plane's unit of a JS call, player, recorder, ASR or WebSocket id, once it has one."""
+        unit = self.legs.unit_of(js_id)
+        for service in self._units.values():
+            unit = unit or service.unit_of(js_id)
+        return unit
+
     def _unit_event(self, event: Command) -> None:
         """An event from a leg or player: to JS, then the routing and recordings follow what changed."""
         self.deliver(event)
@@ -321,22 +330,10 @@ class Session:
         elif op in ("media", "conference"):
             if self.phase in LIVE:
                 self.media.apply(cmd)
-        elif op == "player":
-            if self.phase in LIVE:
-                self.players.apply(cmd)
-                self.media.sync()
-        elif op == "recorder":
-            if self.phase in LIVE:
-                self.recorders.apply(cmd)
-                self.media.sync()
-        elif op == "asr":
-            if self.phase in LIVE:
-                self.recognizers.apply(cmd)
-                self.media.sync()
-        elif op == "ws":
-            if self.phase in LIVE or cmd.get("action") == "close":
-                self.websockets.apply(cmd)
-                self.media.sync()
+        elif op in self._units:
+            if self.phase in LIVE or cmd.get("action") == "close":  # a WebSocket may be closed in Terminating
+                self._units[op].apply(cmd)
+                self.media.sync()  # a new unit may be routed at once
         else:
             log.warning("session %d: unknown command %r", self.id, op)
 
