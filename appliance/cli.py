@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 from pathlib import Path
 
@@ -11,8 +12,7 @@ import uvloop
 
 from appliance.config import Config, load_config, parse_address
 from appliance.errors import ApplianceError
-
-NOT_YET = "is accepted but not supported yet: call legs arrive with the call-control version of the appliance"
+from appliance.legs.virtual import BEHAVIOURS, Behaviour
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -32,9 +32,12 @@ def _parser() -> argparse.ArgumentParser:
     exe.add_argument("scripts", nargs="+", type=Path, metavar="SCENARIO.js")
     exe.add_argument("--custom-data", default="", metavar="TEXT", help="VoxEngine.customData() of the session")
     exe.add_argument("--call", metavar="DEST[:CALLERID]", help="start the session with an incoming call")
-    exe.add_argument("--dtmf", metavar="DIGITS", help="digits the caller presses once connected")
+    exe.add_argument("--dtmf", metavar="DIGITS",
+                     help="keys the caller presses from a second after the answer, every half second (p: wait 1 s)")
     exe.add_argument("--peer", action="append", default=[], metavar="NUMBER=BEHAVIOUR",
-                     help="how a dialled number behaves: answer, busy, noanswer, reject:CODE, answer-after:SECONDS")
+                     help=f"how a dialled number behaves (default answer): {BEHAVIOURS}")
+    exe.add_argument("--record-to", type=Path, metavar="DIR",
+                     help="write DIR/<phone>.wav of what each virtual phone heard, and the session's recordings")
     exe.add_argument("--real-time", action="store_true", help="run on the real clock instead of a virtual one")
     exe.add_argument("--timeout", type=float, default=3600.0, metavar="SECONDS",
                      help="end the session (as a system error) after this much session time (default 3600)")
@@ -98,14 +101,26 @@ def _sip(args: argparse.Namespace) -> int:
 def _exec(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from appliance import harness
 
-    for flag, value in (("--call", args.call), ("--dtmf", args.dtmf), ("--peer", args.peer)):
-        if value:
-            print(f"appliance exec: {flag} {NOT_YET}", file=sys.stderr)
-            return harness.EXIT_USAGE
     if args.timeout <= 0:
         parser.error("--timeout must be positive")
+    if args.dtmf and not args.call:
+        parser.error("--dtmf needs --call (the keys are pressed by the calling phone)")
+    if args.dtmf and not re.fullmatch(r"[0-9*#A-Da-dpP]+", args.dtmf):
+        parser.error(f"--dtmf {args.dtmf!r}: keys are 0-9, *, #, A-D, and p for a one-second pause")
+    if args.call is not None and not args.call.partition(":")[0]:
+        parser.error("--call needs a destination: DEST or DEST:CALLERID")
+    peers = {}
+    for text in args.peer:
+        number, sep, behaviour = text.partition("=")
+        try:
+            if not sep or not number:
+                raise ValueError("expected NUMBER=BEHAVIOUR")
+            peers[number] = Behaviour.parse(behaviour)
+        except ValueError as exc:
+            parser.error(f"--peer {text!r}: {exc}")
     options = harness.HarnessOptions(
-        scripts=tuple(args.scripts), custom_data=args.custom_data, real_time=args.real_time, timeout=args.timeout
+        scripts=tuple(args.scripts), custom_data=args.custom_data, real_time=args.real_time, timeout=args.timeout,
+        call=args.call, dtmf=args.dtmf or "", peers=peers, record_to=args.record_to,
     )
     logging.basicConfig(level=logging.ERROR, format="appliance exec: %(message)s")
     return uvloop.run(harness.run(options))

@@ -18,16 +18,11 @@ from appliance import voxfiles
 from appliance.clock import RealClock
 from appliance.config import Config, parse_address, parse_port_range
 from appliance.engine.engine import Engine, check_script
-from appliance.engine.players import MediaSources
-from appliance.engine.recorders import Recordings
+from appliance.engine.services import MediaServices
 from appliance.errors import ApplianceError
 from appliance.logs import setup_logging
-from appliance.media.asr import AsrThread
-from appliance.media.fetch import MediaFetcher
-from appliance.media.plane import MediaPlane
 from appliance.media.ports import RtpPorts
-from appliance.media.recording import RecordingStore, RecordingThread
-from appliance.media.tts import TtsCache
+from appliance.media.recording import RecordingStore
 from appliance.router import CallRouter, Router
 from appliance.sip.service import SipService
 from appliance.store.apikeys import ApiKeys
@@ -44,8 +39,6 @@ log = logging.getLogger(__name__)
 
 DB_FILE = "voxgate.db"
 KV_PURGE_SECONDS = 3600.0  # also how often expired recordings are looked for
-TTS_CACHE_BYTES = 64 * 1024 * 1024  # rendered prompts kept on the data partition
-
 
 def _advertised_base(config: Config, host: str, port: int) -> str:
     if config.http.public_url:
@@ -104,10 +97,7 @@ async def run(config: Config, *, data_dir: Path, sim: bool, voxfiles_dir: Path |
     runner: web.AppRunner | None = None
     engine: Engine | None = None
     sip: SipService | None = None
-    plane: MediaPlane | None = None
-    fetcher: MediaFetcher | None = None
-    recording_thread: RecordingThread | None = None
-    asr_thread: AsrThread | None = None
+    media: MediaServices | None = None
     call_router: CallRouter | None = None
     try:
         catalog = Catalog(db, check_script)
@@ -127,25 +117,12 @@ async def run(config: Config, *, data_dir: Path, sim: bool, voxfiles_dir: Path |
         sip_store = SipLineStore(db)
         if sim:
             _sim_phone(sip_store)
-        plane = MediaPlane(clock, RtpPorts(*parse_port_range(config.sip.rtp_ports, "[sip].rtp_ports")))
-        plane.start()
-        sip = SipService(config.sip, clock, sip_store, data_dir, config.appliance.name, plane)
-        engine.plane = plane
-        fetcher = MediaFetcher(data_dir / "cache" / "media")
-        engine.sources = MediaSources(fetcher, TtsCache(data_dir / "cache" / "tts", TTS_CACHE_BYTES))
-        recording_thread = RecordingThread()
-        recording_thread.start()
-        store = RecordingStore(data_dir / "records", recording_thread)
-        store.directory.mkdir(exist_ok=True)
-        repaired = await asyncio.to_thread(store.repair_all)  # recordings a crash left open
-        if repaired:
-            log.info("repaired %d recordings left by an earlier stop", len(repaired))
-        engine.recordings = Recordings(store, engine.base_url)
-        asr_thread = AsrThread()
-        asr_thread.start()
-        engine.asr_thread = asr_thread
+        media = MediaServices(clock, RtpPorts(*parse_port_range(config.sip.rtp_ports, "[sip].rtp_ports")), data_dir)
+        await media.start(engine)
+        sip = SipService(config.sip, clock, sip_store, data_dir, config.appliance.name, media.plane)
         engine.dialer = sip.lines
         call_router = CallRouter(router, engine)
+        engine.conferences = call_router
         await sip.start(call_router)
         # Handlers first: from the moment the port is open, SIGTERM must mean a clean stop.
         stop = asyncio.Event()
@@ -159,11 +136,11 @@ async def run(config: Config, *, data_dir: Path, sim: bool, voxfiles_dir: Path |
         except OSError as exc:
             raise ApplianceError(f"cannot listen for HTTP on {config.http.listen}: {exc.strerror or exc}") from None
         tasks.spawn(_purge_kv(db, clock))
-        tasks.spawn(_expire_recordings(store, clock))
+        tasks.spawn(_expire_recordings(media.records, clock))
         gc.freeze()  # start-up objects never need collecting: keeps later GC passes short
         mode = "simulation mode" if sim else "hardware mode"
         notify(f"READY=1\nSTATUS=running ({mode}), HTTP on {config.http.listen}")
-        watchdog.start(plane.ticking)
+        watchdog.start(media.plane.ticking)
         log.info("VoxGate ready (%s): HTTP on %s, SIP on %s, data in %s", mode, config.http.listen,
                  config.sip.listen, data_dir)
         await stop.wait()
@@ -175,14 +152,8 @@ async def run(config: Config, *, data_dir: Path, sim: bool, voxfiles_dir: Path |
         await tasks.close()
         if sip is not None:
             await sip.close()
-        if plane is not None:
-            plane.close()
-        if fetcher is not None:
-            await fetcher.close()
-        if recording_thread is not None:
-            await recording_thread.astop()
-        if asr_thread is not None:
-            await asyncio.to_thread(asr_thread.stop)
+        if media is not None:
+            await media.close()
         if call_router is not None:
             await call_router.close()
         if engine is not None:

@@ -1,5 +1,9 @@
 """`appliance exec`: run scenarios in one throwaway session, to test them offline.
 
+With `--call` the session starts with a virtual phone calling it; every number the scenario dials
+is another virtual phone (`--peer` says how each behaves), and `--record-to` keeps a WAV of what
+each phone heard. Calls to `callConference` start the conference's session from the same scripts.
+
 The session runs on a virtual clock unless --real-time is given: time jumps to the next timer when
 nothing else is pending, so a 60 s idle timeout costs no wall time. Standard output carries only
 the scenario's Logger.write / console.log lines, verbatim; everything else goes to standard error.
@@ -10,16 +14,29 @@ limit, timeout), 2 on a usage error.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import re
+import shutil
 import sys
-from dataclasses import dataclass
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from appliance.clock import Clock, RealClock, VirtualClock
 from appliance.engine.engine import Engine, check_script
 from appliance.engine.errors import ScriptSyntaxError
-from appliance.engine.session import ScriptSource, Session, SessionSpec
+from appliance.engine.services import MediaServices
+from appliance.engine.session import ScriptSource, Session
+from appliance.legs.leg import Leg, Party
+from appliance.legs.local import LocalCall, LocalLeg
+from appliance.legs.virtual import Behaviour, VirtualPhone
+from appliance.lines.line import Originate
+from appliance.media.plane import MediaPlane
+from appliance.media.ports import RtpPorts
+from appliance.router import CallRouter, Router
 from appliance.store.catalog import Catalog
 from appliance.store.db import Database
+from appliance.store.secrets import SecretStore
 
 EXIT_OK = 0
 EXIT_SYSTEM_ERROR = 1
@@ -32,12 +49,21 @@ class HarnessOptions:
     custom_data: str = ""
     real_time: bool = False
     timeout: float = 3600.0
+    call: str | None = None  # DEST[:CALLERID]: the session starts with a virtual phone calling DEST
+    dtmf: str = ""  # keys the calling phone presses once connected
+    peers: dict[str, Behaviour] = field(default_factory=dict)  # how dialled numbers behave (default: answer)
+    record_to: Path | None = None  # a WAV per virtual phone of what it heard, and the session's recordings
 
 
 def _print_line(text: str, system: bool) -> None:
     stream = sys.stderr if system else sys.stdout
     stream.write(f"engine: {text}\n" if system else f"{text}\n")
     stream.flush()
+
+
+def _report(text: str) -> None:
+    sys.stderr.write(f"phone: {text}\n")
+    sys.stderr.flush()
 
 
 async def drive_virtual(clock: VirtualClock, session: Session, deadline: float) -> None:
@@ -61,6 +87,57 @@ def _timeout(session: Session) -> None:
     session.terminate(system_error=True, reason="Timeout")
 
 
+class VirtualLines:
+    """The harness's `Dialer`: every number a scenario dials is a virtual phone behaving as `--peer` says."""
+
+    def __init__(self, plane: MediaPlane, clock: Clock, peers: dict[str, Behaviour]) -> None:
+        self._plane = plane
+        self._clock = clock
+        self._peers = peers
+        self.phones: list[VirtualPhone] = []
+
+    def dial(self, kind: str, to: str, options: Originate, out_proxy: str) -> Leg:
+        call = LocalCall(self._plane, self._clock, Party(options.caller, options.display_name),
+                         Party(to, "", to if ":" in to else f"sip:{to}@virtual"), dict(options.headers), kind, kind)
+        phone = self.add(to, call.callee)
+        phone.behave(self._peers.get(to, Behaviour()))
+        return call.caller
+
+    def add(self, name: str, leg: LocalLeg) -> VirtualPhone:
+        leg.line = "virtual"
+        phone = VirtualPhone(name, leg, self._plane, self._clock, _report)
+        self.phones.append(phone)
+        return phone
+
+
+def _scenario_names(paths: tuple[Path, ...]) -> list[str]:
+    """Store names for the files: their base names, made unique and valid."""
+    names: list[str] = []
+    for path in paths:
+        base = re.sub(r"[^A-Za-z0-9_.\-]", "_", path.name).lstrip(".-") or "scenario"
+        name, n = base[:90], 1
+        while name in names:
+            n += 1
+            name = f"{n}-{base}"[:90]
+        names.append(name)
+    return names
+
+
+def _save_audio(lines: VirtualLines, records: Path, target: Path) -> None:
+    target.mkdir(parents=True, exist_ok=True)
+    used: set[str] = set()
+    for phone in lines.phones:
+        name, n = re.sub(r"[^A-Za-z0-9_.+\-]", "_", phone.name) or "phone", 1
+        while name in used:
+            n += 1
+            name = f"{phone.name}-{n}"
+        used.add(name)
+        phone.media.write_wav(target / f"{name}.wav")
+    for recording in records.glob("*"):
+        if recording.suffix in (".wav", ".mp3"):
+            shutil.copy(recording, target / recording.name)
+
+
 async def run(options: HarnessOptions) -> int:
     sources = []
     for path in options.scripts:
@@ -74,33 +151,65 @@ async def run(options: HarnessOptions) -> int:
         except ScriptSyntaxError as exc:
             print(f"appliance exec: {exc}", file=sys.stderr)
             return EXIT_SYSTEM_ERROR
-        sources.append(ScriptSource(str(path), source))
+        sources.append(source)
 
     loop = asyncio.get_running_loop()
     clock: Clock = RealClock(loop) if options.real_time else VirtualClock()
     db = Database(":memory:")
-    application = Catalog(db, check_script).add_application("harness")
+    catalog = Catalog(db, check_script)
+    application = catalog.add_application("harness")
+    names = _scenario_names(options.scripts)
+    for name, source in zip(names, sources, strict=True):
+        catalog.put_scenario(name, source)
+    catalog.put_rule(application.id, "harness", ".*", names)  # conference ids too run these scripts
+    router = Router(catalog, SecretStore(db))
     engine = Engine(db, clock, workers=1, base_url="http://127.0.0.1", log_dir=None)
-    try:
-        spec = SessionSpec(
-            scripts=tuple(sources),
-            application_id=application.id,
-            application_name=application.name,
-            rule_name="harness",
-            custom_data=options.custom_data,
-            initiator="appliance exec",
-        )
-        session = engine.start_session(spec, sink=_print_line)
-        deadline = clock.time() + options.timeout
+    engine.sink = _print_line
+    call_router = CallRouter(router, engine)
+    engine.conferences = call_router
+    with tempfile.TemporaryDirectory(prefix="voxgate-exec-") as scratch:
+        media = MediaServices(clock, RtpPorts(), Path(scratch))
+        lines: VirtualLines | None = None
+        try:
+            await media.start(engine)
+            lines = VirtualLines(media.plane, clock, options.peers)
+            engine.dialer = lines
+            route = router.table.rule(rule_name="harness")
+            # The files by their paths, so errors name them as the user does.
+            scripts = tuple(ScriptSource(str(path), source) for path, source in zip(options.scripts, sources,
+                                                                                   strict=True))
+            spec = dataclasses.replace(route.spec(options.custom_data, {}, "appliance exec"), scripts=scripts)
+            session = engine.start_session(spec)
+            if options.call is not None:
+                destination, _, callerid = options.call.partition(":")
+                call = LocalCall(media.plane, clock, Party(callerid or "anonymous", "", f"sip:{callerid}@virtual"),
+                                 Party(destination, "", f"sip:{destination}@virtual"))
+                caller = lines.add("caller", call.caller)
+                caller.on_connected = lambda: caller.press(options.dtmf)
+                call.callee.line = "virtual"
+                session.attach_incoming(call.callee)
+            await _drive(clock, engine, session, clock.time() + options.timeout)
+        finally:
+            await call_router.close()
+            await engine.stop()
+            await media.close()
+            if lines is not None and options.record_to is not None:
+                _save_audio(lines, media.records.directory, options.record_to)
+            db.close()
+    return EXIT_SYSTEM_ERROR if session.system_error else EXIT_OK
+
+
+async def _drive(clock: Clock, engine: Engine, session: Session, deadline: float) -> None:
+    """Until the session ends, and the conference sessions it called into."""
+    while True:
         if isinstance(clock, VirtualClock):
             await drive_virtual(clock, session, deadline)
         else:
             try:
-                await asyncio.wait_for(asyncio.shield(session.ended), options.timeout)
+                await asyncio.wait_for(asyncio.shield(session.ended), max(0.0, deadline - clock.time()))
             except TimeoutError:
                 _timeout(session)
                 await session.ended
-    finally:
-        await engine.stop()
-        db.close()
-    return EXIT_SYSTEM_ERROR if session.system_error else EXIT_OK
+        if not engine.sessions:
+            return
+        session = next(iter(engine.sessions.values()))

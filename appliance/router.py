@@ -11,12 +11,14 @@ import logging
 import re
 from dataclasses import dataclass
 
+from appliance.engine.calls import DialError
 from appliance.engine.engine import Engine
 from appliance.engine.errors import EngineError
-from appliance.engine.session import ScriptSource, SessionSpec
+from appliance.engine.session import ScriptSource, Session, SessionSpec
 from appliance.errors import ApplianceError
-from appliance.legs.leg import Leg, LegState
-from appliance.lines.line import LineIdentity
+from appliance.legs.leg import Leg, LegState, Party
+from appliance.legs.local import LocalCall
+from appliance.lines.line import LineIdentity, Originate
 from appliance.store.catalog import Application, Catalog, Rule
 from appliance.store.secrets import SecretStore
 from appliance.tasks import TaskSet
@@ -137,12 +139,18 @@ class Router:
 
 
 class CallRouter:
-    """Incoming legs to sessions: the first rule matching a leg's destination starts its session."""
+    """Incoming legs to sessions: the first rule matching a leg's destination starts its session.
+
+    It also runs standalone conferences (reference section 4.7, the engine's `Conferences`): a
+    `callConference(id)` becomes a local call whose incoming leg goes to the conference's session, the
+    one session per application and id, started from the rule matching the id on the first call.
+    """
 
     def __init__(self, router: Router, engine: Engine) -> None:
         self.router = router
         self.engine = engine
         self._tasks = TaskSet("call router")
+        self._conferences: dict[tuple[int, str], Session] = {}
 
     def route(self, line: LineIdentity, leg: Leg) -> None:
         route = self.router.route_leg(leg.callee.number, line.application_id)
@@ -162,6 +170,44 @@ class CallRouter:
             leg.reject(503)
             return
         session.attach_incoming(leg)
+
+    def join(self, application_id: int | None, conference_id: str, options: Originate) -> Leg:
+        plane = self.engine.plane
+        if plane is None:
+            raise DialError(503, "Service Unavailable (no media plane)")
+        route = self.router.table.match(conference_id, application_id)
+        if route is None:
+            raise DialError(404, f"Not Found (no rule matches the conference id {conference_id!r})")
+        call = LocalCall(plane, self.engine.clock, Party(options.caller, options.display_name),
+                         Party(conference_id, "", f"conference:{conference_id}"), dict(options.headers))
+        for leg in (call.caller, call.callee):
+            leg.line = f"conference:{conference_id}"
+        key = (route.application.id, conference_id)
+        session = self._conferences.get(key)
+        if session is not None and session.live:
+            session.attach_incoming(call.callee)
+        else:
+            self._tasks.spawn(self._start_conference(key, route, call.callee))
+        return call.caller
+
+    async def _start_conference(self, key: tuple[int, str], route: Route, leg: Leg) -> None:
+        secrets = await self.router.secrets(route)
+        session = self._conferences.get(key)  # a second call may have started it meanwhile
+        if session is None or not session.live:
+            try:
+                session = self.engine.start_session(route.spec("", secrets, f"conference {key[1]}"))
+            except EngineError as exc:
+                log.warning("cannot start the session of conference %s: %s", key[1], exc)
+                leg.reject(503)
+                return
+            self._conferences[key] = session
+            session.ended.add_done_callback(lambda _: self._forget(key, session))
+        if leg.state is not LegState.TERMINATED:
+            session.attach_incoming(leg)
+
+    def _forget(self, key: tuple[int, str], session: Session) -> None:
+        if self._conferences.get(key) is session:
+            del self._conferences[key]
 
     async def close(self) -> None:
         await self._tasks.close()

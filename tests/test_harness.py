@@ -93,14 +93,22 @@ def test_real_time_mode(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "args",
-    [["--call", "100"], ["--dtmf", "12"], ["--peer", "100=answer"]],
+    ("args", "message"),
+    [
+        (["--dtmf", "12"], "--dtmf needs --call"),
+        (["--call", "100", "--dtmf", "1x"], "keys are 0-9"),
+        (["--call", ":555"], "--call needs a destination"),
+        (["--peer", "100"], "expected NUMBER=BEHAVIOUR"),
+        (["--peer", "100=sometimes"], "'sometimes' is not a behaviour"),
+        (["--peer", "100=reject:200"], "'reject:200' is not a behaviour"),
+        (["--peer", "100=answer,busy"], "both answers and refuses"),
+    ],
 )
-def test_call_options_are_accepted_but_not_yet_supported(tmp_path: Path, args: list[str]) -> None:
+def test_bad_call_options_are_usage_errors(tmp_path: Path, args: list[str], message: str) -> None:
     script = write(tmp_path, "s.js", "")
     result = appliance_exec(*args, script)
     assert result.returncode == 2
-    assert "not supported yet" in result.stderr
+    assert message in result.stderr
     assert result.stdout == ""
 
 

@@ -2,16 +2,20 @@
 
 The session owns its legs: it counts them for the idle rule (a session without calls ends after
 60 s), and hangs them all up when it ends. Legs come from two places: an incoming leg routed to the
-session (`attach_incoming`, which fires AppEvents.CallAlerting) and `VoxEngine.callSIP/callUser`
-(`dial`, through the engine's `Dialer`).
+session (`attach_incoming`, which fires AppEvents.CallAlerting) and `VoxEngine.callSIP/callUser/
+callPSTN` (`dial`, through the engine's `Dialer`) or `callConference` (through its `Conferences`).
+Each leg leaves a record in the call history when it ends.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
+from appliance.clock import Timer
+from appliance.engine import limits
 from appliance.errors import ApplianceError
 from appliance.legs.leg import (
     Connected,
@@ -31,6 +35,11 @@ from appliance.legs.leg import (
     Unhold,
 )
 from appliance.lines.line import Originate
+from appliance.media.endpoint import RtpEndpoint
+from appliance.store.history import LegRecord
+
+if TYPE_CHECKING:
+    from appliance.engine.session import Session as CallOwner
 
 log = logging.getLogger(__name__)
 
@@ -49,33 +58,54 @@ class DialError(ApplianceError):
 
 
 class Dialer(Protocol):
-    """Where outgoing legs come from (the SIP user agent and, later, the other lines)."""
+    """Where outgoing legs come from: SIP users, trunks and URIs, and outbound routes to the lines."""
 
     def dial(self, kind: str, to: str, options: Originate, out_proxy: str) -> Leg:
-        """A new outgoing leg of `kind` ("sip" or "user") to `to`; DialError when impossible."""
+        """A new outgoing leg of `kind` ("sip", "user" or "pstn") to `to`; DialError when impossible."""
+
+
+class Conferences(Protocol):
+    """Standalone conference sessions (reference section 4.7): `callConference` joins one."""
+
+    def join(self, application_id: int | None, conference_id: str, options: Originate) -> Leg:
+        """The outgoing leg of a call into the conference session for `conference_id` (started from the
+        rule matching the id if it is not running); DialError when no rule matches."""
+
+
+@dataclass
+class _Tracked:
+    """What the session keeps of a leg while it lives: for the rules and the call history."""
+
+    leg: Leg
+    started: float  # wall time
+    answered: float | None = None
+    no_answer: Timer | None = None
 
 
 class SessionCalls:
-    def __init__(self, session_id: int, dialer: Dialer | None, deliver: Callable[[Command], None],
+    """A session's legs under VoxEngine's rules (reference sections 4.2 and 4.8): at most 50 call attempts
+    and 10 unanswered outgoing calls, and 60 s for any leg to be answered."""
+
+    def __init__(self, session: CallOwner, deliver: Callable[[Command], None],
                  count_changed: Callable[[int], None], note: Callable[[str], None]) -> None:
-        self._session_id = session_id
-        self._dialer = dialer
+        self._session = session
         self._deliver = deliver  # an event into the session's JS
         self._count_changed = count_changed
         self._note = note  # a system line in the session log
-        self._legs: dict[str, Leg] = {}  # by the id JS knows the call by
-        self._since: dict[str, float] = {}
+        self._legs: dict[str, _Tracked] = {}  # live legs, by the id JS knows the call by
+        self._attempts = 0
 
     def __len__(self) -> int:
         return len(self._legs)
 
     def unit_of(self, call_id: str) -> str | None:
         """The media unit of a call's leg, once the leg has one."""
-        leg = self._legs.get(call_id)
-        media = leg.media if leg is not None else None
+        tracked = self._legs.get(call_id)
+        media = tracked.leg.media if tracked is not None else None
         return media.id if media is not None else None
 
     def attach_incoming(self, leg: Leg) -> None:
+        self._attempts += 1
         self._adopt(leg.id, leg)
         self._deliver({
             "type": "call", "event": "alerting", "id": leg.id,
@@ -87,31 +117,53 @@ class SessionCalls:
         })
 
     def _adopt(self, call_id: str, leg: Leg) -> None:
-        self._legs[call_id] = leg
-        leg.on_event = lambda event: self._on_event(call_id, leg, event)
+        clock = self._session.engine.clock
+        tracked = _Tracked(leg, clock.time())
+        if leg.state in (LegState.ALERTING, LegState.PROGRESSING):
+            tracked.no_answer = clock.call_later(limits.NO_ANSWER_SECONDS, leg_gives_up(leg))
+        self._legs[call_id] = tracked
+        leg.on_event = lambda event: self._on_event(call_id, tracked, event)
         self._count_changed(len(self._legs))
 
     def dial(self, cmd: Command) -> None:
         call_id = str(cmd["id"])
+        kind, to = str(cmd["kind"]), str(cmd["to"])
         options = Originate(
             caller=str(cmd.get("callerid", "")), display_name=str(cmd.get("displayName", "")),
             headers=tuple((str(k), str(v)) for k, v in dict(cmd.get("headers") or {}).items()),
             auth_user=str(cmd.get("authUser", "")), password=str(cmd.get("password", "")),
         )
+        engine = self._session.engine
         try:
-            if self._dialer is None:
-                raise DialError(503, "no lines to call through")
-            leg = self._dialer.dial(str(cmd["kind"]), str(cmd["to"]), options, str(cmd.get("outProxy", "")))
+            self._within_limits()
+            self._attempts += 1
+            if kind == "conference":
+                if engine.conferences is None:
+                    raise DialError(503, "conferences are not available here")
+                leg = engine.conferences.join(self._session.spec.application_id, to, options)
+            else:
+                if engine.dialer is None:
+                    raise DialError(503, "no lines to call through")
+                leg = engine.dialer.dial(kind, to, options, str(cmd.get("outProxy", "")))
         except DialError as exc:
+            self._note(f"call {call_id} to {to} failed at once: {exc.code} {exc.reason}")
             self._deliver({"type": "call", "id": call_id, "name": "Call.Failed",
                            "data": {"code": exc.code, "reason": exc.reason, "headers": {}}})
             return
         self._adopt(call_id, leg)
 
+    def _within_limits(self) -> None:
+        if self._attempts >= limits.CALL_ATTEMPTS:
+            raise DialError(403, f"Call limit reached ({limits.CALL_ATTEMPTS} call attempts per session)")
+        progressing = sum(1 for t in self._legs.values() if t.leg.state is LegState.PROGRESSING)
+        if progressing >= limits.PROGRESSING_CALLS:
+            raise DialError(403, f"Call limit reached ({limits.PROGRESSING_CALLS} unanswered calls at once)")
+
     def apply(self, cmd: Command) -> None:
-        leg = self._legs.get(str(cmd["id"]))
-        if leg is None:
+        tracked = self._legs.get(str(cmd["id"]))
+        if tracked is None:
             return
+        leg = tracked.leg
         action = cmd.get("action")
         headers = {str(k): str(v) for k, v in dict(cmd.get("headers") or {}).items()}
         if action == "answer":
@@ -133,21 +185,47 @@ class SessionCalls:
         elif action == "transfer":
             leg.transfer(str(cmd.get("to", "")), headers)
         else:
-            log.warning("session %d: unknown call action %r", self._session_id, action)
+            log.warning("session %d: unknown call action %r", self._session.id, action)
 
     def hangup_all(self) -> None:
-        for leg in list(self._legs.values()):
-            if leg.state is not LegState.TERMINATED:
-                leg.hangup()
+        for tracked in list(self._legs.values()):
+            if tracked.leg.state is not LegState.TERMINATED:
+                tracked.leg.hangup()
 
-    def _on_event(self, call_id: str, leg: Leg, event: LegEvent) -> None:
+    def _on_event(self, call_id: str, tracked: _Tracked, event: LegEvent) -> None:
         if isinstance(event, MediaNotice) and event.name == MEDIA_ERROR:
             self._note(f"call {call_id}: bad media: {event.detail}")
-        for name, data in _call_events(leg, event):
+        if isinstance(event, (Connected, Disconnected, Failed)) and tracked.no_answer is not None:
+            tracked.no_answer.cancel()
+            tracked.no_answer = None
+        if isinstance(event, Connected):
+            tracked.answered = self._session.engine.clock.time()
+        for name, data in _call_events(tracked.leg, event):
             self._deliver({"type": "call", "id": call_id, "name": name, "data": data})
-        if isinstance(event, (Disconnected, Failed)):
-            self._legs.pop(call_id, None)
+        if isinstance(event, (Disconnected, Failed)) and self._legs.pop(call_id, None) is not None:
+            self._record(call_id, tracked, event)
             self._count_changed(len(self._legs))
+
+    def _record(self, call_id: str, tracked: _Tracked, event: Disconnected | Failed) -> None:
+        leg = tracked.leg
+        media = leg.media.summary if isinstance(leg.media, RtpEndpoint) else {}
+        self._session.engine.record_leg(LegRecord(
+            session_id=self._session.id, call_id=call_id, incoming=leg.incoming, kind=leg.kind, line=leg.line,
+            caller=leg.caller.number, destination=leg.callee.number, start_date=tracked.started,
+            answer_date=tracked.answered, end_date=self._session.engine.clock.time(),
+            duration=round(leg.duration), code=event.code, reason=event.reason,
+            codec=str(media.get("codec") or ""), lost_percent=_number(media.get("lost_percent")),
+            jitter_ms=_number(media.get("jitter_ms")), remote_lost_percent=_number(media.get("remote_lost_percent")),
+            remote_jitter_ms=_number(media.get("remote_jitter_ms")),
+        ))
+
+
+def leg_gives_up(leg: Leg) -> Callable[[], None]:
+    return lambda: leg.give_up(408, "Request Timeout")
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, (int, float)) else None
 
 
 def _call_events(leg: Leg, event: LegEvent) -> list[tuple[str, dict[str, Any]]]:
@@ -162,7 +240,7 @@ def _call_events(leg: Leg, event: LegEvent) -> list[tuple[str, dict[str, Any]]]:
     if isinstance(event, Disconnected):
         return [("Call.Disconnected", {
             "headers": event.headers, "internalCode": event.code, "reason": event.reason,
-            "duration": round(getattr(leg, "duration", 0.0)), "cost": 0,
+            "duration": round(leg.duration), "cost": 0,
             "direction": "incoming" if leg.incoming else "outgoing",
         })]
     if isinstance(event, Failed):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from appliance.clock import Clock
 from appliance.engine import limits
-from appliance.engine.calls import Dialer
+from appliance.engine.calls import Conferences, Dialer
 from appliance.engine.errors import EngineError, ScriptSyntaxError
 from appliance.engine.jsruntime import BytecodeCache, JsContext
 from appliance.engine.netio import HttpClient
@@ -21,7 +21,7 @@ from appliance.engine.worker import EngineWorker
 from appliance.media.asr import AsrThread
 from appliance.media.plane import MediaPlane
 from appliance.store.db import DEFAULT_ACCOUNT_ID, Database
-from appliance.store.history import History, SessionRecord
+from appliance.store.history import History, LegRecord, RecordRecord, SessionRecord
 from appliance.store.kv import KeyValueStore
 from appliance.tasks import TaskSet
 
@@ -61,10 +61,12 @@ class Engine:
         self.log_dir = log_dir
         self.sessions: dict[int, Session] = {}
         self.dialer: Dialer | None = None  # the lines scripts call out through (set once they are up)
+        self.conferences: Conferences | None = None  # where callConference goes (the call router)
         self.plane: MediaPlane | None = None  # where calls' audio is routed and mixed (set once it runs)
         self.sources: MediaSources | None = None  # where players get audio (URL fetcher, TTS cache)
         self.recordings: Recordings | None = None  # where recordings are written and served from
         self.asr_thread: AsrThread | None = None  # where speech is recognised
+        self.sink: LineSink | None = None  # where session log lines also go when a session has no sink of its own
         self._workers = [EngineWorker(i) for i in range(workers)]
         self._next_id = self.history.next_session_id()
         self._tasks = TaskSet("engine")
@@ -79,7 +81,7 @@ class Engine:
         worker = min(self._workers, key=lambda w: w.sessions)
         worker.sessions += 1
         log_path = self.log_dir / f"{session_id}.log" if self.log_dir is not None else None
-        session = Session(self, session_id, spec, worker, base_url or self.base_url, log_path, sink)
+        session = Session(self, session_id, spec, worker, base_url or self.base_url, log_path, sink or self.sink)
         self.sessions[session_id] = session
         record = SessionRecord(
             session_id, spec.application_id, spec.application_name, spec.rule_id, spec.rule_name,
@@ -103,6 +105,12 @@ class Engine:
         if session is None or not hmac.compare_digest(session.secret, secret):
             return None
         return session
+
+    def record_leg(self, record: LegRecord) -> None:
+        self._tasks.spawn(self.db.call(self.history.leg_ended, record))
+
+    def record_recording(self, record: RecordRecord) -> None:
+        self._tasks.spawn(self.db.call(self.history.record_ended, record))
 
     def session_ended(self, session: Session) -> None:
         self.sessions.pop(session.id, None)

@@ -21,6 +21,9 @@ SCENARIO_CHARS = 256 * 1024  # one scenario's source
 IDLE_SESSION_SECONDS = 60.0  # a session without calls ends after this
 TERMINATION_WAIT_SECONDS = 90.0  # pending HTTP/SMTP requests are awaited this long at termination
 HTTP_REQUEST_REPLY_SECONDS = 30.0  # an AppEvents.HttpRequest handler must answer within this
+NO_ANSWER_SECONDS = 60.0  # an incoming call not answered, or an outgoing one not answered, ends with 408
+CALL_ATTEMPTS = 50  # calls per session, incoming and outgoing, successful or not; then Failed 403
+PROGRESSING_CALLS = 10  # outgoing calls ringing at once; then Failed 403
 PLAYERS_PER_SESSION = 10  # media players alive at once (say/startPlayback each use one)
 
 # Shared with JS (names as the prelude reads them).

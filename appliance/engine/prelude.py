@@ -14,7 +14,7 @@ from appliance.engine import limits, symbols
 
 FILES = (
     "core.js", "symbols.js", "call.js", "media.js", "player.js", "recorder.js", "asr.js", "websocket.js",
-    "voxengine.js", "timers.js", "logger.js", "net.js", "storage.js", "utils.js",
+    "voxengine.js", "easyprocess.js", "timers.js", "logger.js", "net.js", "storage.js", "utils.js",
 )
 PREFIX = "voxengine/"  # file names of prelude code in stack traces
 

@@ -20,6 +20,7 @@ from appliance.clock import Clock
 from appliance.media.audio import FRAME, SAMPLE, TICK_MS, Frame
 from appliance.media.plane import MediaPlane
 from appliance.media.recording import RecordingError, RecordingStore, RecordingWriter
+from appliance.store.history import RecordRecord
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +42,10 @@ class Recordings:
 class Recording:
     """One file being written, fed a tick at a time; counts its own duration."""
 
-    def __init__(self, writer: RecordingWriter, url: str, stereo: bool) -> None:
+    def __init__(self, writer: RecordingWriter, url: str, stereo: bool, started: float) -> None:
         self.writer = writer
         self.url = url
+        self.started = started
         self.stereo = stereo
         self.muted = False
         self.ticks = 0
@@ -85,13 +87,15 @@ _SILENCE = np.zeros(FRAME, dtype=SAMPLE)
 
 class SessionRecorders:
     def __init__(self, session_id: int, plane: MediaPlane | None, recordings: Recordings | None, clock: Clock,
-                 deliver: Callable[[Command], None], unit_of_call: Callable[[str], str | None]) -> None:
+                 deliver: Callable[[Command], None], unit_of_call: Callable[[str], str | None],
+                 finished: Callable[[RecordRecord], None]) -> None:
         self._session_id = session_id
         self._plane = plane
         self._recordings = recordings
         self._clock = clock
         self._deliver = deliver
         self._unit_of_call = unit_of_call
+        self._finished = finished  # into the call history
         self._calls: dict[str, tuple[str, Recording, str | None]] = {}  # id -> (call, recording, tapped unit)
         self._units: dict[str, RecorderUnit] = {}  # Recorders by JS id
 
@@ -128,7 +132,7 @@ class SessionRecorders:
         except RecordingError as exc:
             on_error(str(exc))
             return None
-        return Recording(writer, self._recordings.url(writer), stereo)
+        return Recording(writer, self._recordings.url(writer), stereo, self._clock.time())
 
     def _create(self, js_id: str, cmd: Command) -> None:
         if cmd.get("kind") == "call":
@@ -181,7 +185,7 @@ class SessionRecorders:
                 listeners = self._plane.mixer.taps.get(tapped, [])
                 if recording.tap in listeners:
                     listeners.remove(recording.tap)
-            recording.writer.close()
+            self._close(recording, call_id)
             self._deliver({"type": "call", "id": call_id, "name": "Call.RecordStopped",
                            "data": {"url": recording.url, "cost": 0, "duration": round(recording.duration)}})
             return
@@ -189,8 +193,13 @@ class SessionRecorders:
         if unit is not None:
             if self._plane is not None:
                 self._plane.release(unit)
-            unit.recording.writer.close()
+            self._close(unit.recording, None)
             self._event(js_id, "Stopped", {"cost": 0, "duration": round(unit.recording.duration)})
+
+    def _close(self, recording: Recording, call_id: str | None) -> None:
+        recording.writer.close()
+        self._finished(RecordRecord(self._session_id, call_id, recording.url, recording.writer.path.name,
+                                    recording.started, recording.duration))
 
     def close(self) -> None:
         """The session ended: every recording is finished and kept."""

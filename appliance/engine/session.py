@@ -108,10 +108,10 @@ class Session:
         self.system_error = False
         self.finish_reason = ""
         self.failure: ScriptFailure | None = None
-        self.legs = SessionCalls(session_id, engine.dialer, self._unit_event, self._legs_changed, self.note)
+        self.legs = SessionCalls(self, self._unit_event, self._legs_changed, self.note)
         self.players = SessionPlayers(session_id, engine.plane, engine.sources, engine.clock, self._unit_event)
         self.recorders = SessionRecorders(session_id, engine.plane, engine.recordings, engine.clock, self.deliver,
-                                          self.legs.unit_of)
+                                          self.legs.unit_of, engine.record_recording)
         self.recognizers = SessionRecognizers(session_id, engine.plane, engine.asr_thread, engine.clock, self.deliver)
         self.websockets = SessionWebSockets(session_id, engine.plane, self.deliver)
         # The media units scripts create, by the command op that drives them.

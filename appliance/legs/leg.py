@@ -131,7 +131,12 @@ class Leg(Protocol):
     callee: Party
     headers: dict[str, str]  # of the call's first message: X- headers and the like
     kind: str  # VoxEngine's clientType: "sip", "user", "pstn"
+    line: str  # the name of the line it came in on or went out through, for the call history
     on_event: EventSink | None  # set by whoever drives the leg; events before that are kept
+
+    @property
+    def duration(self) -> float:
+        """Seconds since it connected (0 if it never did)."""
 
     @property
     def media(self) -> Routable | None:
@@ -146,6 +151,10 @@ class Leg(Protocol):
     def reject(self, code: int, headers: dict[str, str] | None = None) -> None: ...
 
     def hangup(self, headers: dict[str, str] | None = None) -> None: ...
+
+    def give_up(self, code: int, reason: str) -> None:
+        """End an unanswered leg with `code`: an incoming one is refused (Disconnected), an outgoing one
+        cancelled (Failed). The session's 60 s no-answer rule; nothing happens to an answered leg."""
 
     def send_dtmf(self, digits: str) -> None: ...
 

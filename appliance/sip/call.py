@@ -48,7 +48,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-NO_ANSWER_SECONDS = 60.0  # an outgoing leg not answered in this time fails with 408 (VoxEngine's rule)
 MAX_INFO_BYTES = 8192  # sendInfo / sendMessage bodies (VoxEngine's limit)
 DTMF_INFO_TYPES = ("application/dtmf-relay", "application/dtmf")
 
@@ -81,6 +80,7 @@ class SipCall:
         self.caller = caller
         self.callee = callee
         self.headers: dict[str, str] = {}
+        self.line = ""  # set by the line that received or placed the call
         self.peer = peer
         self.dialog: Dialog | None = None
         self.negotiated: offer_answer.NegotiatedMedia | None = None  # what the last offer/answer agreed
@@ -98,7 +98,6 @@ class SipCall:
         self._ok_seq = 0  # the CSeq of the INVITE it answers, which its ACK carries
         self._ok_timer: Timer | None = None
         self._ack: bytes | None = None  # our ACK of their 2xx, sent again on their retransmission
-        self._timer: Timer | None = None  # no-answer limit
         self._cancel_pending = False
         self._provisional = False
         self._local_to: NameAddr | None = None
@@ -129,9 +128,8 @@ class SipCall:
         if self.state is LegState.TERMINATED:
             return
         self.state = LegState.TERMINATED
-        for timer in (self._ok_timer, self._timer):
-            if timer is not None:
-                timer.cancel()
+        if self._ok_timer is not None:
+            self._ok_timer.cancel()
         self.ua.call_ended(self)
         self._emit(event)
 
@@ -252,7 +250,6 @@ class SipCall:
         invite.body = offer.serialize()
         invite.headers.set("content-type", "application/sdp")
         self._send(invite)
-        self._timer = self.ua.clock.call_later(NO_ANSWER_SECONDS, self._no_answer)
 
     def _send(self, invite: Request) -> None:
         self._invite = invite
@@ -263,10 +260,12 @@ class SipCall:
         if self.state is LegState.PROGRESSING and self._invite is None:
             self._end(Failed(code, reason))
 
-    def _no_answer(self) -> None:
-        if self.state is LegState.PROGRESSING:
+    def give_up(self, code: int, reason: str) -> None:
+        if self.state is LegState.ALERTING:
+            self.reject(code)
+        elif self.state is LegState.PROGRESSING:
             self._cancel()
-            self._end(Failed(408, "Request Timeout"))
+            self._end(Failed(code, reason))
 
     def _invite_failed(self, code: int, reason: str) -> None:
         retry = self.alternates and not self._provisional and self.state is LegState.PROGRESSING
@@ -336,8 +335,6 @@ class SipCall:
             self._bye()
             self._end(Failed(488, "Not Acceptable Here"))
             return
-        if self._timer is not None:
-            self._timer.cancel()
         self.state = LegState.CONNECTED
         self.connected_at = self.ua.clock.monotonic()
         self._emit(Connected(custom_headers(response)))

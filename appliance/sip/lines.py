@@ -76,8 +76,10 @@ class UserLine:
         if not live:
             raise DialError(480, "Temporarily Unavailable")
         binding = live[-1]
-        return self.ua.originate(binding.contact.uri, _caller(options), dict(options.headers), Account.given(options),
+        call = self.ua.originate(binding.contact.uri, _caller(options), dict(options.headers), Account.given(options),
                                  [binding.peer])
+        call.line = self.name
+        return call
 
     def status(self) -> dict[str, object]:
         now = self.ua.clock.monotonic()
@@ -189,6 +191,7 @@ class SipLines:
 
     def incoming(self, line: object, call: SipCall) -> None:
         assert isinstance(line, (UserLine, TrunkLine))
+        call.line = line.name
         if isinstance(line, TrunkLine) and line.trunk.register and call.callee.number == line.trunk.username:
             # A call to our registration's Contact: the number dialled (the DID) is in To.
             call.callee = Party(_user_of(call.callee.uri) or call.callee.number, "", call.callee.uri)
@@ -264,9 +267,11 @@ class SipLines:
         host = "127.0.0.1" if where.host == "localhost" else where.host
         if is_ip(host):
             peer = Peer(where.transport, host, where.port or (5061 if where.transport == "tls" else 5060))
-            return self.ua.originate(target, caller, headers, account, [peer])
-        call = self.ua.originate(target, caller, headers, account)
-        self._resolve_then_invite(call, where)
+            call = self.ua.originate(target, caller, headers, account, [peer])
+        else:
+            call = self.ua.originate(target, caller, headers, account)
+            self._resolve_then_invite(call, where)
+        call.line = f"sip:{where.host}"
         return call
 
     def _resolve_then_invite(self, call: SipCall, where: SipUri) -> None:

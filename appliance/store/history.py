@@ -1,4 +1,5 @@
-"""Call session history: one record per session, written when it starts and when it ends."""
+"""Call history: a record per session (written when it starts and when it ends), per call leg and per
+recording (written when they end)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,44 @@ class SessionRecord:
     log_file: str
     end_date: float | None = None
     finish_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class LegRecord:
+    session_id: int
+    call_id: str
+    incoming: bool
+    kind: str
+    line: str
+    caller: str
+    destination: str
+    start_date: float
+    answer_date: float | None
+    end_date: float
+    duration: int
+    code: int
+    reason: str
+    codec: str = ""
+    lost_percent: float | None = None
+    jitter_ms: float | None = None
+    remote_lost_percent: float | None = None
+    remote_jitter_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class RecordRecord:
+    """A finished recording: of a call (`call_id`) or of a Recorder unit."""
+
+    session_id: int
+    call_id: str | None
+    url: str
+    file_name: str
+    start_date: float
+    duration: float
+
+
+LEG_FIELDS = tuple(LegRecord.__dataclass_fields__)
+RECORD_FIELDS = tuple(RecordRecord.__dataclass_fields__)
 
 
 class History:
@@ -53,3 +92,25 @@ class History:
             r["start_date"], r["custom_data"], r["initiator"], r["log_file"], r["end_date"],
             r["finish_reason"],
         )
+
+    def leg_ended(self, r: LegRecord) -> None:
+        self.db.execute(
+            f"INSERT INTO call_legs ({', '.join(LEG_FIELDS)}) VALUES ({', '.join('?' * len(LEG_FIELDS))})",
+            tuple(getattr(r, name) for name in LEG_FIELDS),
+        )
+
+    def record_ended(self, r: RecordRecord) -> None:
+        self.db.execute(
+            f"INSERT INTO call_records ({', '.join(RECORD_FIELDS)}) VALUES ({', '.join('?' * len(RECORD_FIELDS))})",
+            tuple(getattr(r, name) for name in RECORD_FIELDS),
+        )
+
+    def legs(self, session_id: int) -> list[LegRecord]:
+        rows = self.db.query(f"SELECT {', '.join(LEG_FIELDS)} FROM call_legs WHERE session_id = ? ORDER BY id",
+                             (session_id,))
+        return [LegRecord(**{**dict(row), "incoming": bool(row["incoming"])}) for row in rows]
+
+    def records(self, session_id: int) -> list[RecordRecord]:
+        rows = self.db.query(f"SELECT {', '.join(RECORD_FIELDS)} FROM call_records WHERE session_id = ? ORDER BY id",
+                             (session_id,))
+        return [RecordRecord(**dict(row)) for row in rows]

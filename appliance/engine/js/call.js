@@ -15,11 +15,33 @@
     };
   }
 
-  function headerObject(value) {
+  // Headers as scripts pass them: an object of names and values, or nothing.
+  function headerObject(value, what) {
     const out = {};
-    if (value === null || typeof value !== "object") return out;
+    if (value === undefined || value === null) return out;
+    if (typeof value !== "object" || Array.isArray(value)) {
+      throw new TypeError(`${what}: headers must be an object of header names and values`);
+    }
     for (const key of Object.keys(value)) out[key] = String(value[key]);
     return out;
+  }
+
+  // A call the script was told has ended cannot be used again: a clear error rather than silence.
+  // (A leg that ended while the news is on its way is still usable here; the engine ignores it.)
+  function usable(call, method) {
+    const d = data.get(call);
+    if (d === undefined) throw new TypeError(`${method}: not a Call`);
+    if (d.state === "TERMINATED") {
+      throw new Error(`Call.${method}: call ${d.id} has already ended (${d.ending})`);
+    }
+    return d;
+  }
+  vox.usableCall = usable;
+
+  function incomingOnly(call, method) {
+    const d = usable(call, method);
+    if (!d.incoming) throw new Error(`Call.${method}: call ${d.id} is outgoing; only incoming calls can be ${method === "answer" ? "answered" : "asked to"}`);
+    return d;
   }
 
   class Call {
@@ -31,10 +53,11 @@
         callerid: info.callerid || "",
         displayName: info.displayName || "",
         number: info.number || "",
-        clientType: info.clientType || "sip",
+        clientType: info.clientType === "conference" ? "sip" : info.clientType || "sip",
         customData: info.customData || "",
         tones: false,
         blindTransfer: false,
+        ending: "",
       });
       calls.set(id, this);
     }
@@ -57,40 +80,63 @@
         `${d.callerid} -> ${d.number}`;
     }
 
-    answer(extraHeaders) { command(this, "answer", { headers: headerObject(extraHeaders) }); }
-    ring(extraHeaders) { command(this, "ring", { headers: headerObject(extraHeaders) }); }
-    startEarlyMedia(extraHeaders) { command(this, "earlyMedia", { headers: headerObject(extraHeaders) }); }
+    answer(extraHeaders) {
+      incomingOnly(this, "answer");
+      command(this, "answer", { headers: headerObject(extraHeaders, "answer") });
+    }
+    ring(extraHeaders) {
+      incomingOnly(this, "ring");
+      command(this, "ring", { headers: headerObject(extraHeaders, "ring") });
+    }
+    startEarlyMedia(extraHeaders) {
+      incomingOnly(this, "startEarlyMedia");
+      command(this, "earlyMedia", { headers: headerObject(extraHeaders, "startEarlyMedia") });
+    }
     reject(code, extraHeaders) {
-      const n = Number(code);
-      command(this, "reject", {
-        code: Number.isInteger(n) && n >= 300 && n <= 699 ? n : 486,
-        headers: headerObject(extraHeaders),
-      });
+      if (data.get(this).state === "TERMINATED") return;
+      let n = 486;
+      if (code !== undefined && code !== null) {
+        n = Number(code);
+        if (!Number.isInteger(n) || n < 300 || n > 699) {
+          throw new RangeError(`Call.reject: the code must be a SIP code from 300 to 699, not ${code}`);
+        }
+      }
+      command(this, "reject", { code: n, headers: headerObject(extraHeaders, "reject") });
     }
     decline(code, extraHeaders) { this.reject(code, extraHeaders); }
-    hangup(extraHeaders) { command(this, "hangup", { headers: headerObject(extraHeaders) }); }
+    hangup(extraHeaders) {
+      if (data.get(this).state === "TERMINATED") return; // cleanup code hangs up ended calls: harmless
+      command(this, "hangup", { headers: headerObject(extraHeaders, "hangup") });
+    }
     sendDigits(digits) {
+      usable(this, "sendDigits");
       const text = String(digits === undefined ? "" : digits);
-      if (!/^[0-9*#A-Da-dpP]*$/.test(text)) throw new TypeError(`sendDigits: invalid digits "${text}"`);
+      if (!/^[0-9*#A-Da-dpP]*$/.test(text)) throw new TypeError(`Call.sendDigits: invalid digits "${text}"`);
       command(this, "dtmf", { digits: text });
     }
     sendInfo(mimeType, body, headers) {
+      usable(this, "sendInfo");
+      if (typeof mimeType !== "string" || !/^[\w.+-]+\/[\w.+-]+/.test(mimeType)) {
+        throw new TypeError(`Call.sendInfo: "${mimeType}" is not a MIME type`);
+      }
       const text = String(body === undefined ? "" : body);
-      if (text.length > 8192) throw new RangeError("sendInfo: the body is limited to 8192 bytes");
-      command(this, "info", { mimeType: String(mimeType), body: text, headers: headerObject(headers) });
+      if (text.length > 8192) throw new RangeError("Call.sendInfo: the body is limited to 8192 bytes");
+      command(this, "info", { mimeType, body: text, headers: headerObject(headers, "sendInfo") });
     }
     sendMessage(text) {
+      usable(this, "sendMessage");
       const message = String(text === undefined ? "" : text);
-      if (message.length > 8192) throw new RangeError("sendMessage: the text is limited to 8192 bytes");
+      if (message.length > 8192) throw new RangeError("Call.sendMessage: the text is limited to 8192 bytes");
       command(this, "message", { text: message });
     }
     handleTones(doHandle) { data.get(this).tones = doHandle === undefined ? true : !!doHandle; }
     handleBlindTransfer(handle) { data.get(this).blindTransfer = !!handle; }
-    handleMicStatus() {}
+    handleMicStatus() {} // SIP and analog lines carry no microphone state: MicStatusChange never fires
     transferTo(parameters) {
+      usable(this, "transferTo");
       const p = parameters || {};
-      if (typeof p.to !== "string" || p.to === "") throw new TypeError("transferTo: parameters.to is required");
-      command(this, "transfer", { to: p.to, headers: headerObject(p.headers) });
+      if (typeof p.to !== "string" || p.to === "") throw new TypeError("Call.transferTo: parameters.to is required");
+      command(this, "transfer", { to: p.to, headers: headerObject(p.headers, "transferTo") });
     }
     notifyBlindTransferSuccess() {}
     notifyBlindTransferFailed() {}
@@ -99,16 +145,21 @@
     detectVoicemailTone() {}
     detectVoicemailPrompt() {}
   }
-  for (const name of [
-    "answerDirect", "enableBeepDetection", "disableBeepDetection", "reInvite", "acceptReInvite", "rejectReInvite",
-  ]) {
+  // Re-INVITEs are answered by the SIP stack itself (hold, codec changes); ReInviteReceived never
+  // fires, so easyProcess's relays of it have nothing to do.
+  Call.prototype.reInvite = function () {};
+  Call.prototype.acceptReInvite = function () {};
+  Call.prototype.rejectReInvite = function () {};
+  Call.prototype.answerDirect = function () {
+    throw new Error("Call.answerDirect: P2P calls are not available on this appliance (media always flows through it)");
+  };
+  for (const name of ["enableBeepDetection", "disableBeepDetection"]) {
     Call.prototype[name] = notYet(name);
   }
   vox.eventMethods(Call.prototype);
 
   function command(call, action, args) {
     const d = data.get(call);
-    if (d.state === "TERMINATED") return; // late calls on an ended leg are harmless no-ops
     vox.send(Object.assign({ op: "call", id: d.id, action }, args));
   }
 
@@ -149,6 +200,7 @@
     const d = data.get(call);
     if (event.name === "Call.ToneReceived" && !d.tones) return;
     const next = NEXT_STATE[event.name];
+    if (next === "TERMINATED") d.ending = event.name === "Call.Failed" ? "it failed" : "it was disconnected";
     if (next !== undefined) setState(call, next);
     vox.emit(call, event.name, Object.assign({ call, name: event.name, id: d.id }, event.data));
   };
@@ -161,8 +213,8 @@
       const a = arguments;
       p = { callerid: a[1], displayName: a[2], password: a[3], authUser: a[4], headers: a[5], outProxy: a[7] };
     }
-    if (typeof to !== "string" || to === "") throw new TypeError("callSIP: the destination URI is required");
-    return dial("sip", to, p);
+    if (typeof to !== "string" || to === "") throw new TypeError("VoxEngine.callSIP: the destination URI is required");
+    return dial("sip", to, p, "callSIP");
   }
 
   // VoxEngine.callUser(parameters) and the legacy (username, callerid, displayName, extraHeaders).
@@ -172,28 +224,42 @@
       const a = arguments;
       p = { username: a[0], callerid: a[1], displayName: a[2], extraHeaders: a[3] };
     }
-    if (typeof p.username !== "string" || p.username === "") throw new TypeError("callUser: username is required");
-    return dial("user", p.username, p);
+    if (typeof p.username !== "string" || p.username === "") {
+      throw new TypeError("VoxEngine.callUser: parameters.username is required");
+    }
+    return dial("user", p.username, p, "callUser");
   }
 
-  function dial(kind, to, p) {
+  // VoxEngine.callPSTN(number, callerid, parameters): a line is picked by the outbound routes.
+  function callPSTN(number, callerid, parameters) {
+    const to = typeof number === "number" ? String(number) : number;
+    if (typeof to !== "string" || !/[0-9]/.test(to)) {
+      throw new TypeError(`VoxEngine.callPSTN: "${number}" is not a phone number`);
+    }
+    const p = Object.assign({}, parameters !== null && typeof parameters === "object" ? parameters : {});
+    p.callerid = callerid;
+    return dial("pstn", to, p, "callPSTN");
+  }
+
+  // VoxEngine.callConference(conferenceId, callerid, displayName, headers, scheme): into the conference's
+  // own session, started from the rule matching the id.
+  function callConference(conferenceId, callerid, displayName, headers) {
+    if (typeof conferenceId !== "string" || conferenceId === "") {
+      throw new TypeError("VoxEngine.callConference: the conference id must be a non-empty string");
+    }
+    const call = dial("conference", conferenceId, { callerid, displayName, headers }, "callConference");
+    data.get(call).conference = true;
+    return call;
+  }
+
+  function dial(kind, to, p, what) {
     const id = `call-${vox.newId()}`;
     const callerid = p.callerid === undefined || p.callerid === null ? "" : String(p.callerid);
-    const call = new Call(id, {
-      incoming: false,
-      callerid,
-      displayName: p.displayName ? String(p.displayName) : "",
-      number: to,
-      clientType: kind,
-    });
+    const displayName = p.displayName ? String(p.displayName) : "";
+    const headers = headerObject(p.headers || p.extraHeaders, `VoxEngine.${what}`);
+    const call = new Call(id, { incoming: false, callerid, displayName, number: to, clientType: kind });
     vox.send({
-      op: "dial",
-      id,
-      kind,
-      to,
-      callerid,
-      displayName: p.displayName ? String(p.displayName) : "",
-      headers: headerObject(p.headers || p.extraHeaders),
+      op: "dial", id, kind, to, callerid, displayName, headers,
       authUser: p.authUser ? String(p.authUser) : "",
       password: p.password ? String(p.password) : "",
       outProxy: p.outProxy ? String(p.outProxy) : "",
@@ -201,7 +267,14 @@
     return call;
   }
 
+  // call.is_conf: truthy for calls made by callConference (easyProcess reads it).
+  Object.defineProperty(Call.prototype, "is_conf", {
+    get() { return !!data.get(this).conference; },
+  });
+
   global.Call = Call;
   vox.callSIP = callSIP;
   vox.callUser = callUser;
+  vox.callPSTN = callPSTN;
+  vox.callConference = callConference;
 })(globalThis);

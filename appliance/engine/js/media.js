@@ -25,6 +25,9 @@
   }
 
   vox.sendMediaTo = function (source, target, parameters) {
+    for (const unit of [source, target]) {
+      if (unit instanceof global.Call) vox.usableCall(unit, "sendMediaTo");
+    }
     route("send", source, target, "sendMediaTo");
     if (parameters !== undefined && vox.mediaParams) vox.mediaParams(target, parameters);
   };

@@ -162,9 +162,16 @@
   }
 
   const C = global.Call.prototype;
-  C.say = function (text, parameters, legacyOptions) { playOnCall(this, ttsSpec(text, parameters, legacyOptions)); };
-  C.startPlayback = function (url, parameters) { playOnCall(this, urlSpec(url, parameters)); };
+  C.say = function (text, parameters, legacyOptions) {
+    vox.usableCall(this, "say");
+    playOnCall(this, ttsSpec(text, parameters, legacyOptions));
+  };
+  C.startPlayback = function (url, parameters) {
+    vox.usableCall(this, "startPlayback");
+    playOnCall(this, urlSpec(url, parameters));
+  };
   C.playProgressTone = function (country) {
+    vox.usableCall(this, "playProgressTone");
     playOnCall(this, { kind: "progress", country: String(country === undefined ? "US" : country) });
   };
   C.stopPlayback = function () { stopOnCall(this); };

@@ -43,6 +43,7 @@
   };
 
   global.Call.prototype.record = function (parameters) {
+    vox.usableCall(this, "record");
     vox.send(Object.assign({ op: "recorder", action: "create", kind: "call", id: `record-${vox.newId()}`,
       call: this.id() }, spec(parameters)));
   };

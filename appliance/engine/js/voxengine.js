@@ -3,11 +3,6 @@
 (function (global) {
   const vox = global.__vox;
 
-  function notYet(name) {
-    return function () {
-      throw new Error(`${name} is not supported by this version of the appliance yet`);
-    };
-  }
   function cloudOnly(feature) {
     return function () {
       throw new Error(`${feature} is not available on this appliance`);
@@ -44,17 +39,10 @@
     enqueueTask: cloudOnly("SmartQueue"),
     createStreamingAgent: cloudOnly("RTMP streaming"),
   };
-  for (const name of [
-    "callConference", "callPSTN", "callUserDirect",
-    "easyProcess",
-    "forwardCallToPSTN", "forwardCallToSIP", "forwardCallToUser", "forwardCallToUserDirect",
-    "playSoundAndHangup",
-  ]) {
-    VoxEngine[name] = notYet(`VoxEngine.${name}`);
-  }
-  VoxEngine.callSIP = vox.callSIP;
-  VoxEngine.callUser = vox.callUser;
-  for (const name of ["createConference", "destroyConference", "sendMediaBetween", "stopMediaBetween",
+  const p2p = cloudOnly("P2P calling (callUserDirect)");
+  VoxEngine.callUserDirect = p2p;
+  VoxEngine.forwardCallToUserDirect = p2p;
+  for (const name of ["callSIP", "callUser", "callPSTN", "callConference", "createConference", "destroyConference", "sendMediaBetween", "stopMediaBetween",
     "createTTSPlayer", "createURLPlayer", "createToneScriptPlayer", "createSequencePlayer", "createRecorder", "createASR", "createWebSocket",
     "allowWebSocketConnections"]) {
     VoxEngine[name] = vox[name];
