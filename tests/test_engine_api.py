@@ -83,7 +83,7 @@ VoxEngine.terminate();
         "WhatsApp calling is not available on this appliance",
         "VoximplantAPI is not available on this appliance",
         "Dialogflow is not available on this appliance",
-        "VoxEngine.callPSTN is not supported by this version of the appliance yet",
+        "P2P calling (callUserDirect) is not available on this appliance",
         "true",
     ]
     assert any("OpenAI is a cloud feature" in line for line in lines.system)
