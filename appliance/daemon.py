@@ -10,6 +10,7 @@ import logging
 import signal
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -85,6 +86,18 @@ def _sim_phone(store: SipLineStore) -> None:
     print(f"SIP user {user.name}, password {user.password}", file=sys.stderr, flush=True)
 
 
+def _health(engine: Engine, sip: SipService, media: MediaServices) -> Callable[[], dict[str, object]]:
+    def health() -> dict[str, object]:
+        return {
+            "sessions": len(engine.sessions),
+            "session_calls": sum(len(session.legs) for session in engine.sessions.values()),
+            "sip_calls": len(sip.ua.calls),
+            "media": media.plane.health,
+        }
+
+    return health
+
+
 async def run(config: Config, *, data_dir: Path, sim: bool, voxfiles_dir: Path | None = None) -> int:
     setup_logging(config.log.level)
     try:
@@ -129,7 +142,7 @@ async def run(config: Config, *, data_dir: Path, sim: bool, voxfiles_dir: Path |
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         loop.add_signal_handler(signal.SIGHUP, _reload_lines, sip)
-        runner = web.AppRunner(make_app(engine, router, ApiKeys(db)), access_log=None)
+        runner = web.AppRunner(make_app(engine, router, ApiKeys(db), _health(engine, sip, media)), access_log=None)
         await runner.setup()
         try:
             await web.TCPSite(runner, host, port).start()

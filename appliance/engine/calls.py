@@ -32,6 +32,7 @@ from appliance.legs.leg import (
     Message,
     Ringing,
     TransferRequested,
+    TransferResult,
     Unhold,
 )
 from appliance.lines.line import Originate
@@ -184,6 +185,8 @@ class SessionCalls:
             leg.send_message(str(cmd.get("text", "")))
         elif action == "transfer":
             leg.transfer(str(cmd.get("to", "")), headers)
+        elif action == "transferOutcome":
+            leg.transfer_outcome(bool(cmd.get("ok")), int(cmd.get("code", 200)), str(cmd.get("reason", "")))
         else:
             log.warning("session %d: unknown call action %r", self._session.id, action)
 
@@ -257,5 +260,10 @@ def _call_events(leg: Leg, event: LegEvent) -> list[tuple[str, dict[str, Any]]]:
         return [("Call.OffHold", {})]
     if isinstance(event, MediaNotice):
         return [] if event.name == MEDIA_ERROR else [(f"Call.{event.name}", {})]
+    if isinstance(event, TransferResult):
+        if event.ok:
+            return [("Call.TransferComplete", {"headers": event.headers, "role": "transferor"})]
+        return [("Call.TransferFailed", {"headers": event.headers, "role": "transferor", "code": event.code,
+                                         "reason": event.reason})]
     assert isinstance(event, TransferRequested)
     return [("Call.BlindTransferRequested", {"headers": event.headers, "transferTo": event.target})]

@@ -105,6 +105,16 @@ class TransferRequested:
 
 
 @dataclass(frozen=True)
+class TransferResult:
+    """How a transfer we asked for (transferTo) ended: the far end reports the new call's outcome."""
+
+    ok: bool
+    code: int = 200
+    reason: str = "OK"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class MediaNotice:
     """News from the leg's media: FirstAudioPacketReceived, RtpStopped, RtpResumed, or MediaError (bad input)."""
 
@@ -113,7 +123,7 @@ class MediaNotice:
 
 
 LegEvent = (Ringing | EarlyMedia | Connected | Disconnected | Failed | Dtmf | Info | Message | Hold | Unhold
-            | TransferRequested | MediaNotice)
+            | TransferRequested | TransferResult | MediaNotice)
 EventSink = Callable[[LegEvent], None]
 
 _ids = itertools.count(1)
@@ -162,4 +172,8 @@ class Leg(Protocol):
 
     def send_message(self, text: str, headers: dict[str, str] | None = None) -> None: ...
 
-    def transfer(self, target: str, headers: dict[str, str] | None = None) -> None: ...
+    def transfer(self, target: str, headers: dict[str, str] | None = None) -> None:
+        """Ask the far end to call `target` (a blind transfer); TransferResult follows."""
+
+    def transfer_outcome(self, ok: bool, code: int, reason: str) -> None:
+        """Tell the far end how the transfer it asked us for went (after TransferRequested)."""

@@ -26,6 +26,7 @@ from appliance.legs.leg import (
     Party,
     Ringing,
     TransferRequested,
+    TransferResult,
     new_leg_id,
 )
 from appliance.media.audio import Frame
@@ -197,6 +198,13 @@ class LocalLeg:
     def transfer(self, target: str, headers: dict[str, str] | None = None) -> None:
         if self.state is LegState.CONNECTED and self.far is not None:
             self.far._emit(TransferRequested(target, dict(headers or {})))
+
+    def transfer_outcome(self, ok: bool, code: int, reason: str) -> None:
+        far = self.far
+        if self.state is LegState.CONNECTED and far is not None:
+            far._emit(TransferResult(ok, code, reason))
+            if ok:
+                far.hangup()  # the transferor leaves once the transfer is done, as Voximplant does
 
 
 REASONS = {

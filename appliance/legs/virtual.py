@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from appliance.clock import Clock
-from appliance.legs.leg import Connected, Disconnected, Dtmf, Failed, LegEvent, LegState
+from appliance.legs.leg import Connected, Disconnected, Dtmf, Failed, LegEvent, LegState, TransferRequested
 from appliance.legs.local import LocalLeg
 from appliance.media.audio import RATE, Frame
 from appliance.media.dtmf_tones import DtmfGenerator
@@ -128,6 +128,10 @@ class VirtualPhone:
             self.on_connected()
         elif isinstance(event, Dtmf):
             self._report(f"{self.name}: heard key {event.tone}")
+        elif isinstance(event, TransferRequested):
+            # A virtual phone can reach anyone: the transfer succeeds at once.
+            self._report(f"{self.name}: transferred to {event.target}")
+            self.leg.transfer_outcome(True, 200, "OK")
         elif isinstance(event, (Disconnected, Failed)):
             self._report(f"{self.name}: call ended, {event.code} {event.reason}")
             self._plane.release(self.media)

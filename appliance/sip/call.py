@@ -9,6 +9,7 @@ takes the leg), so nothing that happens in between is lost.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -29,6 +30,7 @@ from appliance.legs.leg import (
     Party,
     Ringing,
     TransferRequested,
+    TransferResult,
     Unhold,
     new_leg_id,
 )
@@ -102,6 +104,8 @@ class SipCall:
         self._provisional = False
         self._local_to: NameAddr | None = None
         self.account: Account | None = None  # answers the 401/407 our INVITE may draw
+        self._refer_seq: int | None = None  # our REFER (transferTo) awaiting its outcome
+        self._transferred_seq: int | None = None  # their REFER we reported as TransferRequested
         self.alternates: list[Peer] = []  # where else the INVITE may go if `peer` does not answer (RFC 3263 4.3)
 
     # Events
@@ -407,7 +411,33 @@ class SipCall:
             refer.headers.set("refer-to", f"<{target}>")
             refer.headers.set("referred-by", self.dialog.local.serialize())
             add_headers(refer, headers)
-            self._in_dialog(refer)
+            self._refer_seq = refer.cseq.seq
+            self._in_dialog(refer, self._refer_answered)
+
+    def _refer_answered(self, response: Response) -> None:
+        if response.status >= 300:
+            self._refer_seq = None
+            self._emit(TransferResult(False, response.status, response.reason, custom_headers(response)))
+
+    def _refer_progress(self, request: Request) -> None:
+        """A NOTIFY of our REFER's subscription: its sipfrag's final status ends the transfer (RFC 3515)."""
+        if self._refer_seq is None or not (request.headers.get("event") or "").lower().startswith("refer"):
+            return
+        match = re.match(rb"SIP/2\.0 (\d{3}) ?([^\r\n]*)", request.body)
+        if match is None or int(match[1]) < 200:
+            return
+        self._refer_seq = None
+        code, reason = int(match[1]), match[2].decode("utf-8", "replace")
+        if code < 300:
+            self._emit(TransferResult(True, code, reason, custom_headers(request)))
+            self.hangup()  # the transferee has its new call: we leave, as Voximplant does
+        else:
+            self._emit(TransferResult(False, code, reason, custom_headers(request)))
+
+    def transfer_outcome(self, ok: bool, code: int, reason: str) -> None:
+        if self._transferred_seq is not None and self.state is LegState.CONNECTED:
+            self._notify_refer(self._transferred_seq, f"SIP/2.0 {code} {reason}", final=True)
+            self._transferred_seq = None
 
     # Requests inside the dialog
 
@@ -434,13 +464,17 @@ class SipCall:
                 tx.respond(self.ua.stack.response(request, 400, "Missing Refer-To"))
                 return
             tx.respond(self.ua.stack.response(request, 202))
+            self._transferred_seq = request.cseq.seq
             self._notify_refer(request.cseq.seq, "SIP/2.0 100 Trying")
             try:
                 target = str(request.addresses("refer-to")[0].uri)
             except (SipParseError, IndexError):
                 target = refer_to
             self._emit(TransferRequested(target, custom_headers(request)))
-        elif method in ("OPTIONS", "NOTIFY"):
+        elif method == "NOTIFY":
+            tx.respond(self.ua.stack.response(request, 200))
+            self._refer_progress(request)
+        elif method == "OPTIONS":
             tx.respond(self.ua.stack.response(request, 200))
         else:
             tx.respond(self.ua.stack.response(request, 405))
@@ -466,13 +500,13 @@ class SipCall:
         if self.state is not LegState.TERMINATED:
             self._emit(MediaNotice(name, detail))
 
-    def _notify_refer(self, refer_seq: int, status_line: str) -> None:
+    def _notify_refer(self, refer_seq: int, status_line: str, final: bool = False) -> None:
         """The progress of a transfer we were asked for, as the REFER's implicit subscription (RFC 3515 2.4.4)."""
         if self.dialog is None:
             return
         notify = self.dialog.request("NOTIFY")
         notify.headers.set("event", f"refer;id={refer_seq}")
-        notify.headers.set("subscription-state", "active;expires=60")
+        notify.headers.set("subscription-state", "terminated;reason=noresource" if final else "active;expires=60")
         notify.headers.set("content-type", "message/sipfrag;version=2.0")
         notify.body = f"{status_line}\r\n".encode()
         self._in_dialog(notify)

@@ -21,6 +21,8 @@ MAX_BODY_BYTES = 1024 * 1024
 ENGINE_KEY = web.AppKey("engine", Engine)
 ROUTER_KEY = web.AppKey("router", Router)
 KEYS_KEY = web.AppKey("keys", ApiKeys)
+Health = Callable[[], dict[str, object]]
+HEALTH_KEY: web.AppKey[Health] = web.AppKey("health")
 
 # Error codes of the management API's {"error": {"code", "msg"}} answers.
 ERR_AUTH = 100
@@ -100,8 +102,14 @@ async def start_scenarios(request: web.Request, params: dict[str, str]) -> web.R
     )
 
 
+async def get_health(request: web.Request, params: dict[str, str]) -> web.Response:
+    """The box's vital counts (an appliance method): sessions, their calls, lines' calls, the media plane."""
+    return web.json_response({"result": request.app[HEALTH_KEY]()})
+
+
 METHODS: dict[str, Callable[[web.Request, dict[str, str]], Awaitable[web.Response]]] = {
     "StartScenarios": start_scenarios,
+    "GetHealth": get_health,
 }
 
 
@@ -159,8 +167,9 @@ async def recording(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(path, headers={"Content-Type": "audio/mpeg" if name.endswith(".mp3") else "audio/wav"})
 
 
-def make_app(engine: Engine, router: Router, keys: ApiKeys) -> web.Application:
+def make_app(engine: Engine, router: Router, keys: ApiKeys, health: Health) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app[HEALTH_KEY] = health
     app[ENGINE_KEY] = engine
     app[ROUTER_KEY] = router
     app[KEYS_KEY] = keys

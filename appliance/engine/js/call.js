@@ -138,8 +138,15 @@
       if (typeof p.to !== "string" || p.to === "") throw new TypeError("Call.transferTo: parameters.to is required");
       command(this, "transfer", { to: p.to, headers: headerObject(p.headers, "transferTo") });
     }
-    notifyBlindTransferSuccess() {}
-    notifyBlindTransferFailed() {}
+    notifyBlindTransferSuccess() {
+      command(this, "transferOutcome", { ok: true, code: 200, reason: "OK" });
+    }
+    notifyBlindTransferFailed(code, reason) {
+      const n = Number(code);
+      command(this, "transferOutcome", {
+        ok: false, code: Number.isInteger(n) && n >= 300 && n <= 699 ? n : 603, reason: String(reason || "Decline"),
+      });
+    }
     // Legacy detectors (ama-team definitions): accepted, never fire.
     detectProgressTone() {}
     detectVoicemailTone() {}
@@ -199,6 +206,11 @@
     if (call === undefined) return;
     const d = data.get(call);
     if (event.name === "Call.ToneReceived" && !d.tones) return;
+    if (event.name === "Call.BlindTransferRequested" && !d.blindTransfer) {
+      // Nobody handles transfers in this session: the transferor is told it failed.
+      command(call, "transferOutcome", { ok: false, code: 603, reason: "Decline" });
+      return;
+    }
     const next = NEXT_STATE[event.name];
     if (next === "TERMINATED") d.ending = event.name === "Call.Failed" ? "it failed" : "it was disconnected";
     if (next !== undefined) setState(call, next);
