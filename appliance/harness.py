@@ -14,11 +14,13 @@ limit, timeout), 2 on a usage error.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import re
 import shutil
 import sys
 import tempfile
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,7 +35,7 @@ from appliance.legs.virtual import Behaviour, VirtualPhone
 from appliance.lines.line import Originate
 from appliance.media.plane import MediaPlane
 from appliance.media.ports import RtpPorts
-from appliance.router import CallRouter, Router
+from appliance.router import CallRouter, Route, Router
 from appliance.store.catalog import Catalog
 from appliance.store.db import Database
 from appliance.store.secrets import SecretStore
@@ -101,6 +103,7 @@ class VirtualLines:
                          Party(to, "", to if ":" in to else f"sip:{to}@virtual"), dict(options.headers), kind, kind)
         phone = self.add(to, call.callee)
         phone.behave(self._peers.get(to, Behaviour()))
+        call.caller.line = "virtual"
         return call.caller
 
     def add(self, name: str, leg: LocalLeg) -> VirtualPhone:
@@ -138,6 +141,78 @@ def _save_audio(lines: VirtualLines, records: Path, target: Path) -> None:
             shutil.copy(recording, target / recording.name)
 
 
+class OfflineBox:
+    """An engine with virtual lines and a media plane, running given scripts as its only rule."""
+
+    def __init__(self, db: Database, clock: Clock, engine: Engine, media: MediaServices, lines: VirtualLines,
+                 route: Route) -> None:
+        self.db = db
+        self.clock = clock
+        self.engine = engine
+        self.media = media
+        self.lines = lines
+        self.route = route
+
+    def start(self, scripts: tuple[ScriptSource, ...], custom_data: str = "") -> Session:
+        spec = dataclasses.replace(self.route.spec(custom_data, {}, "appliance exec"), scripts=scripts)
+        return self.engine.start_session(spec)
+
+    def call_in(self, session: Session, call: str, keys: str = "") -> VirtualPhone:
+        """A virtual phone calls the session: `call` is DEST[:CALLERID]; it presses `keys` once answered."""
+        destination, _, callerid = call.partition(":")
+        callerid = callerid or "anonymous"
+        local = LocalCall(self.media.plane, self.clock, Party(callerid, "", f"sip:{callerid}@virtual"),
+                          Party(destination, "", f"sip:{destination}@virtual"))
+        caller = self.lines.add("caller", local.caller)
+        caller.on_connected = lambda: caller.press(keys)
+        local.callee.line = "virtual"
+        session.attach_incoming(local.callee)
+        return caller
+
+    async def drive(self, session: Session, deadline: float) -> None:
+        """Until the session ends, and the conference sessions it called into; past `deadline` (clock
+        time) a session is terminated as a system error."""
+        while True:
+            if isinstance(self.clock, VirtualClock):
+                await drive_virtual(self.clock, session, deadline)
+            else:
+                try:
+                    await asyncio.wait_for(asyncio.shield(session.ended), max(0.0, deadline - self.clock.time()))
+                except TimeoutError:
+                    _timeout(session)
+                    await session.ended
+            if not self.engine.sessions:
+                return
+            session = next(iter(self.engine.sessions.values()))
+
+
+@contextlib.asynccontextmanager
+async def offline_box(sources: list[str], names: list[str], clock: Clock, peers: dict[str, Behaviour],
+                      scratch: Path, db: Database | None = None) -> AsyncIterator[OfflineBox]:
+    """An `OfflineBox` whose one rule (".*", so conference ids match too) runs `sources` stored as
+    `names`; caches and recordings go to `scratch`. Everything is stopped on exit."""
+    db = db or Database(":memory:")
+    catalog = Catalog(db, check_script)
+    application = catalog.add_application("harness")
+    for name, source in zip(names, sources, strict=True):
+        catalog.put_scenario(name, source)
+    catalog.put_rule(application.id, "harness", ".*", names)
+    router = Router(catalog, SecretStore(db))
+    engine = Engine(db, clock, workers=1, base_url="http://127.0.0.1", log_dir=None)
+    call_router = CallRouter(router, engine)
+    engine.conferences = call_router
+    media = MediaServices(clock, RtpPorts(), scratch)
+    try:
+        await media.start(engine)
+        lines = VirtualLines(media.plane, clock, peers)
+        engine.dialer = lines
+        yield OfflineBox(db, clock, engine, media, lines, router.table.rule(rule_name="harness"))
+    finally:
+        await call_router.close()
+        await engine.stop()
+        await media.close()
+
+
 async def run(options: HarnessOptions) -> int:
     sources = []
     for path in options.scripts:
@@ -153,63 +228,20 @@ async def run(options: HarnessOptions) -> int:
             return EXIT_SYSTEM_ERROR
         sources.append(source)
 
-    loop = asyncio.get_running_loop()
-    clock: Clock = RealClock(loop) if options.real_time else VirtualClock()
+    clock: Clock = RealClock(asyncio.get_running_loop()) if options.real_time else VirtualClock()
     db = Database(":memory:")
-    catalog = Catalog(db, check_script)
-    application = catalog.add_application("harness")
-    names = _scenario_names(options.scripts)
-    for name, source in zip(names, sources, strict=True):
-        catalog.put_scenario(name, source)
-    catalog.put_rule(application.id, "harness", ".*", names)  # conference ids too run these scripts
-    router = Router(catalog, SecretStore(db))
-    engine = Engine(db, clock, workers=1, base_url="http://127.0.0.1", log_dir=None)
-    engine.sink = _print_line
-    call_router = CallRouter(router, engine)
-    engine.conferences = call_router
     with tempfile.TemporaryDirectory(prefix="voxgate-exec-") as scratch:
-        media = MediaServices(clock, RtpPorts(), Path(scratch))
-        lines: VirtualLines | None = None
-        try:
-            await media.start(engine)
-            lines = VirtualLines(media.plane, clock, options.peers)
-            engine.dialer = lines
-            route = router.table.rule(rule_name="harness")
+        async with offline_box(sources, _scenario_names(options.scripts), clock, options.peers, Path(scratch),
+                               db) as box:
+            box.engine.sink = _print_line
             # The files by their paths, so errors name them as the user does.
-            scripts = tuple(ScriptSource(str(path), source) for path, source in zip(options.scripts, sources,
-                                                                                   strict=True))
-            spec = dataclasses.replace(route.spec(options.custom_data, {}, "appliance exec"), scripts=scripts)
-            session = engine.start_session(spec)
+            session = box.start(tuple(ScriptSource(str(path), source)
+                                      for path, source in zip(options.scripts, sources, strict=True)),
+                                options.custom_data)
             if options.call is not None:
-                destination, _, callerid = options.call.partition(":")
-                call = LocalCall(media.plane, clock, Party(callerid or "anonymous", "", f"sip:{callerid}@virtual"),
-                                 Party(destination, "", f"sip:{destination}@virtual"))
-                caller = lines.add("caller", call.caller)
-                caller.on_connected = lambda: caller.press(options.dtmf)
-                call.callee.line = "virtual"
-                session.attach_incoming(call.callee)
-            await _drive(clock, engine, session, clock.time() + options.timeout)
-        finally:
-            await call_router.close()
-            await engine.stop()
-            await media.close()
-            if lines is not None and options.record_to is not None:
-                _save_audio(lines, media.records.directory, options.record_to)
-            db.close()
+                box.call_in(session, options.call, options.dtmf)
+            await box.drive(session, clock.time() + options.timeout)
+        db.close()
+        if options.record_to is not None:  # now that every recording is finished
+            _save_audio(box.lines, box.media.records.directory, options.record_to)
     return EXIT_SYSTEM_ERROR if session.system_error else EXIT_OK
-
-
-async def _drive(clock: Clock, engine: Engine, session: Session, deadline: float) -> None:
-    """Until the session ends, and the conference sessions it called into."""
-    while True:
-        if isinstance(clock, VirtualClock):
-            await drive_virtual(clock, session, deadline)
-        else:
-            try:
-                await asyncio.wait_for(asyncio.shield(session.ended), max(0.0, deadline - clock.time()))
-            except TimeoutError:
-                _timeout(session)
-                await session.ended
-        if not engine.sessions:
-            return
-        session = next(iter(engine.sessions.values()))

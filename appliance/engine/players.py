@@ -178,8 +178,8 @@ class SessionPlayers:
         if self._plane is not None:
             self._plane.release(player)
 
-    async def close(self) -> None:
-        """The session ended: every player stops (no events) and loading is abandoned."""
+    def close(self) -> None:
+        """The session ended: every player stops (no events) and leaves the graph; loading is abandoned."""
         for js_id in list(self._players):
             self._drop(js_id)
-        await self._loads.close()
+        self._loads.cancel()

@@ -526,13 +526,13 @@ class Session:
         self.media.close()
         self.recorders.close()
         self.recognizers.close()
-        self._ops.spawn(self.players.close())
-        self._ops.spawn(self.websockets.close())
+        self.players.close()
         for timer in (*self._timers.values(), self._idle, self._deadline):
             if timer is not None:
                 timer.cancel()
         self._timers.clear()
         self._ops.cancel()
+        self._ops.spawn(self.websockets.close())  # after cancel(): closing sockets takes a moment
         for future in self._replies.values():
             if not future.done():
                 future.set_result((503, "the session ended"))

@@ -251,10 +251,11 @@ class AsrThread:
         context = multiprocessing.get_context("spawn")
         worker_in, self._to_worker = context.Pipe(duplex=False)
         self._from_worker, worker_out = context.Pipe(duplex=False)
-        self._process = context.Process(
+        process = context.Process(
             target=_worker_main, args=(worker_in, worker_out, self.mode), name="voxgate-asr", daemon=True
         )
-        self._process.start()
+        process.start()
+        self._process = process  # only once started: stop() joins it
         # Only the child may hold its ends: the receiver sees EOF when the child dies only if ours are closed.
         worker_in.close()
         worker_out.close()
