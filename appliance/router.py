@@ -159,8 +159,16 @@ class CallRouter:
             return
         self._tasks.spawn(self._start(route, line, leg))
 
+    async def _secrets(self, route: Route) -> dict[str, str]:
+        """The rule's secrets; a virtual clock waits meanwhile, as the call does."""
+        self.engine.clock.hold()
+        try:
+            return await self.router.secrets(route)
+        finally:
+            self.engine.clock.release()
+
     async def _start(self, route: Route, line: LineIdentity, leg: Leg) -> None:
-        secrets = await self.router.secrets(route)
+        secrets = await self._secrets(route)
         if leg.state is LegState.TERMINATED:
             return  # the caller gave up meanwhile
         try:
@@ -191,7 +199,7 @@ class CallRouter:
         return call.caller
 
     async def _start_conference(self, key: tuple[int, str], route: Route, leg: Leg) -> None:
-        secrets = await self.router.secrets(route)
+        secrets = await self._secrets(route)
         session = self._conferences.get(key)  # a second call may have started it meanwhile
         if session is None or not session.live:
             try:
