@@ -55,6 +55,7 @@
         number: info.number || "",
         clientType: info.clientType === "conference" ? "sip" : info.clientType || "sip",
         customData: info.customData || "",
+        headers: Object.assign({}, info.headers || {}),
         tones: false,
         blindTransfer: false,
         ending: "",
@@ -68,6 +69,8 @@
     displayName() { return data.get(this).displayName; }
     number() { return data.get(this).number; }
     clientType() { return data.get(this).clientType; }
+    // The X- headers of the call's INVITE: received (incoming) or sent (outgoing).
+    headers() { return Object.assign({}, data.get(this).headers); }
     vad() { return false; }
     customData(value) {
       const d = data.get(this);
@@ -269,7 +272,7 @@
     const callerid = p.callerid === undefined || p.callerid === null ? "" : String(p.callerid);
     const displayName = p.displayName ? String(p.displayName) : "";
     const headers = headerObject(p.headers || p.extraHeaders, `VoxEngine.${what}`);
-    const call = new Call(id, { incoming: false, callerid, displayName, number: to, clientType: kind });
+    const call = new Call(id, { incoming: false, callerid, displayName, number: to, clientType: kind, headers });
     vox.send({
       op: "dial", id, kind, to, callerid, displayName, headers,
       authUser: p.authUser ? String(p.authUser) : "",
