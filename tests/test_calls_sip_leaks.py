@@ -5,6 +5,7 @@ with a call still up or still ringing); afterwards GetHealth shows no session, n
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,10 @@ VoxEngine.addEventListener(AppEvents.CallAlerting, (e) => {
 """
 
 
+def ended(daemon: Any, session: int) -> bool:
+    return "engine: session ended: Normal termination" in log_lines(daemon, session)
+
+
 async def health(daemon: Any, key: str) -> dict[str, Any]:
     async with client_session() as client:
         reply = await http(client, "POST", f"{daemon.api_url}/GetHealth", data={"account_id": "1", "api_key": key})
@@ -66,8 +71,7 @@ async def test_mishandled_calls_leave_no_session_call_or_port(tmp_path: Path) ->
                           "-d", "2000", "-p", str(free_port()), cwd=tmp_path, timeout=60)
             assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
             for session in range(1, CALLS + 1):
-                assert await async_wait_until(
-                    lambda s=session: "engine: session ended: Normal termination" in log_lines(daemon, s), 15)
+                assert await async_wait_until(functools.partial(ended, daemon, session), 15)
                 assert log_lines(daemon, session)[:3] == [
                     "sendMediaTo: a media unit cannot send media to itself", "bridged", "Error"]
             assert await async_wait_until(lambda: not running(uas), 15), "the UAS did not get its BYEs"
