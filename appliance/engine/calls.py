@@ -117,11 +117,11 @@ class SessionCalls:
             },
         })
 
-    def _adopt(self, call_id: str, leg: Leg) -> None:
+    def _adopt(self, call_id: str, leg: Leg, no_answer_seconds: float = limits.NO_ANSWER_SECONDS) -> None:
         clock = self._session.engine.clock
         tracked = _Tracked(leg, clock.time())
         if leg.state in (LegState.ALERTING, LegState.PROGRESSING):
-            tracked.no_answer = clock.call_later(limits.NO_ANSWER_SECONDS, leg_gives_up(leg))
+            tracked.no_answer = clock.call_later(no_answer_seconds, leg_gives_up(leg))
         self._legs[call_id] = tracked
         leg.on_event = lambda event: self._on_event(call_id, tracked, event)
         self._count_changed(len(self._legs))
@@ -151,7 +151,7 @@ class SessionCalls:
             self._deliver({"type": "call", "id": call_id, "name": "Call.Failed",
                            "data": {"code": exc.code, "reason": exc.reason, "headers": {}}})
             return
-        self._adopt(call_id, leg)
+        self._adopt(call_id, leg, float(cmd.get("noAnswerSeconds") or limits.NO_ANSWER_SECONDS))
 
     def _within_limits(self) -> None:
         if self._attempts >= limits.CALL_ATTEMPTS:

@@ -272,9 +272,19 @@
     const callerid = p.callerid === undefined || p.callerid === null ? "" : String(p.callerid);
     const displayName = p.displayName ? String(p.displayName) : "";
     const headers = headerObject(p.headers || p.extraHeaders, `VoxEngine.${what}`);
+    // callUser's special header: how long to ring (10-400 s, 60 by default); not sent on.
+    let noAnswerSeconds;
+    if (headers["VI-CallTimeout"] !== undefined) {
+      const n = Number(headers["VI-CallTimeout"]);
+      delete headers["VI-CallTimeout"];
+      if (!Number.isFinite(n) || n < 10 || n > 400) {
+        throw new RangeError(`VoxEngine.${what}: VI-CallTimeout must be 10 to 400 seconds, not ${n}`);
+      }
+      noAnswerSeconds = n;
+    }
     const call = new Call(id, { incoming: false, callerid, displayName, number: to, clientType: kind, headers });
     vox.send({
-      op: "dial", id, kind, to, callerid, displayName, headers,
+      op: "dial", id, kind, to, callerid, displayName, headers, noAnswerSeconds,
       authUser: p.authUser ? String(p.authUser) : "",
       password: p.password ? String(p.password) : "",
       outProxy: p.outProxy ? String(p.outProxy) : "",
