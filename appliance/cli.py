@@ -1,4 +1,5 @@
-"""The `appliance` command: run the daemon, run scenarios offline, manage API keys and SIP lines."""
+"""The `appliance` command: run the daemon, run scenarios offline, manage API keys, SIP lines and
+outbound routes."""
 
 from __future__ import annotations
 
@@ -67,6 +68,24 @@ def _parser() -> argparse.ArgumentParser:
     remove = sip_sub.add_parser("remove", help="remove a user or trunk by name")
     remove.add_argument("name")
     sip.epilog = "A running appliance picks up changes on SIGHUP (systemctl reload voxgate)."
+
+    route = sub.add_parser("route", help="outbound routes: the line each number a scenario dials goes out through")
+    route.add_argument("--data-dir", type=Path, required=True)
+    route_sub = route.add_subparsers(dest="route_command", required=True)
+    route_sub.add_parser("list", help="list the routes in the order they are tried")
+    add = route_sub.add_parser("add", help="add a route, tried after the existing ones")
+    add.add_argument("name")
+    add.add_argument("--pattern", required=True, metavar="RE", help="regex the whole dialled number must match")
+    add.add_argument("--line", required=True, metavar="NAME", help="the line calls go out through")
+    add.add_argument("--strip", type=int, default=0, metavar="N", help="leading characters removed from the number")
+    add.add_argument("--prepend", default="", metavar="DIGITS", help="put in front of the number after --strip")
+    add.add_argument("--callerid", type=_callerid, default=("pass", ""), metavar="pass|fixed:NUMBER|anonymous",
+                     help="the caller ID shown: the scenario's (default), a fixed number, or none")
+    add.add_argument("--international", action="store_true", help="allow numbers starting with + or 00")
+    add.add_argument("--max-calls", type=int, default=0, metavar="N", help="calls at once (default 0: no limit)")
+    route_remove = route_sub.add_parser("remove", help="remove a route by name")
+    route_remove.add_argument("name")
+    route.epilog = "A running appliance picks up changes on SIGHUP (systemctl reload voxgate)."
     return parser
 
 
@@ -140,6 +159,47 @@ def _apikey_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def _callerid(text: str) -> tuple[str, str]:
+    """--callerid as (policy, value)."""
+    policy, sep, value = text.partition(":")
+    if (policy == "fixed" and value) or (policy in ("pass", "anonymous") and not sep):
+        return policy, value
+    raise argparse.ArgumentTypeError(f"{text!r}: expected pass, fixed:NUMBER or anonymous")
+
+
+def _route(args: argparse.Namespace) -> int:
+    from appliance.store.db import Database
+    from appliance.store.routes import OutboundRouteStore
+
+    db = Database(args.data_dir / "voxgate.db")
+    try:
+        store = OutboundRouteStore(db)
+        if args.route_command == "add":
+            policy, value = args.callerid
+            route = store.add(args.name, args.pattern, args.line, strip_digits=args.strip, prepend=args.prepend,
+                              callerid_policy=policy, callerid_value=value, international=args.international,
+                              max_concurrent=args.max_calls)
+            print(f"outbound route {route.name} -> line {route.line}")
+        elif args.route_command == "remove":
+            store.remove(args.name)
+            print(f"removed outbound route {args.name}")
+        else:
+            for r in store.list():
+                callerid = f"fixed:{r.callerid_value}" if r.callerid_policy == "fixed" else r.callerid_policy
+                details = [
+                    f"strip {r.strip_digits}" if r.strip_digits else "",
+                    f"prepend {r.prepend}" if r.prepend else "",
+                    f"callerid {callerid}",
+                    "international" if r.international else "",
+                    f"at most {r.max_concurrent} calls" if r.max_concurrent else "",
+                    "" if r.enabled else "disabled",
+                ]
+                print(f"route  {r.name}: {r.pattern} -> {r.line} ({', '.join(d for d in details if d)})")
+    finally:
+        db.close()
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
     from appliance import daemon
 
@@ -163,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
             return _apikey_create(args)
         if args.command == "sip":
             return _sip(args)
+        if args.command == "route":
+            return _route(args)
         return _run(args)
     except ApplianceError as exc:
         print(f"appliance {args.command}: {exc}", file=sys.stderr)

@@ -21,6 +21,8 @@ from appliance.config import Config, parse_address, parse_port_range
 from appliance.engine.engine import Engine, check_script
 from appliance.engine.services import MediaServices
 from appliance.errors import ApplianceError
+from appliance.lines.dialer import LineDialer
+from appliance.lines.outbound import OutboundRoutes
 from appliance.logs import setup_logging
 from appliance.media.ports import RtpPorts
 from appliance.media.recording import RecordingStore
@@ -30,6 +32,7 @@ from appliance.store.apikeys import ApiKeys
 from appliance.store.catalog import Catalog
 from appliance.store.db import Database
 from appliance.store.kv import KeyValueStore
+from appliance.store.routes import OutboundRouteStore
 from appliance.store.secrets import SecretStore
 from appliance.store.sip import SipLineStore, new_password
 from appliance.supervisor.notify import Watchdog, notify
@@ -70,14 +73,17 @@ async def _expire_recordings(store: RecordingStore, clock: RealClock) -> None:
 SIM_PHONE = "100"
 
 
-def _reload_lines(sip: SipService) -> None:
-    """SIGHUP: take SIP users and trunks as the store now has them (after `appliance sip ...`)."""
+def _reload_lines(sip: SipService, dialer: LineDialer, routes: OutboundRouteStore) -> None:
+    """SIGHUP: take SIP users, trunks and outbound routes as the store now has them (after `appliance sip
+    ...` or `appliance route ...`)."""
     try:
         sip.reload()
+        dialer.routes.load(routes.list())
     except ApplianceError as exc:
-        log.error("cannot reload SIP lines: %s", exc)
+        log.error("cannot reload the lines: %s", exc)
         return
-    log.info("SIP lines reloaded: %d users, %d trunks", len(sip.lines.users), len(sip.lines.trunks))
+    log.info("lines reloaded: %d SIP users, %d trunks, %d outbound routes", len(sip.lines.users),
+             len(sip.lines.trunks), len(routes.list()))
 
 
 def _sim_phone(store: SipLineStore) -> None:
@@ -133,7 +139,9 @@ async def run(config: Config, *, data_dir: Path, sim: bool, voxfiles_dir: Path |
         media = MediaServices(clock, RtpPorts(*parse_port_range(config.sip.rtp_ports, "[sip].rtp_ports")), data_dir)
         await media.start(engine)
         sip = SipService(config.sip, clock, sip_store, data_dir, config.appliance.name, media.plane)
-        engine.dialer = sip.lines
+        route_store = OutboundRouteStore(db)
+        dialer = LineDialer(sip.lines, OutboundRoutes(route_store.list()))
+        engine.dialer = dialer
         call_router = CallRouter(router, engine)
         engine.conferences = call_router
         await sip.start(call_router)
@@ -141,7 +149,7 @@ async def run(config: Config, *, data_dir: Path, sim: bool, voxfiles_dir: Path |
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        loop.add_signal_handler(signal.SIGHUP, _reload_lines, sip)
+        loop.add_signal_handler(signal.SIGHUP, _reload_lines, sip, dialer, route_store)
         runner = web.AppRunner(make_app(engine, router, ApiKeys(db), _health(engine, sip, media)), access_log=None)
         await runner.setup()
         try:

@@ -19,6 +19,7 @@ from appliance.errors import ApplianceError
 from appliance.legs.leg import Leg, LegState, Party
 from appliance.legs.local import LocalCall
 from appliance.lines.line import LineIdentity, Originate
+from appliance.patterns import compile_pattern
 from appliance.store.catalog import Application, Catalog, Rule
 from appliance.store.secrets import SecretStore
 from appliance.tasks import TaskSet
@@ -28,23 +29,6 @@ log = logging.getLogger(__name__)
 
 class RoutingError(ApplianceError, LookupError):
     """No rule for the request: unknown rule, application, or no match."""
-
-
-def compile_pattern(pattern: str) -> re.Pattern[str]:
-    """A rule pattern as a regex; ValueError if it is not one.
-
-    Voximplant's own docs write the E.164 pattern as '+?[1-9]\\d{1,14}', a leading '+' that no regex
-    engine accepts: such a leading '+' is read as a literal plus.
-    """
-    try:
-        return re.compile(pattern)
-    except re.error as exc:
-        if pattern.startswith("+"):
-            try:
-                return re.compile("\\" + pattern)
-            except re.error:
-                pass
-        raise ValueError(f"invalid rule pattern {pattern!r}: {exc}") from None
 
 
 @dataclass(frozen=True)

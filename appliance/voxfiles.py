@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from appliance.errors import ApplianceError
-from appliance.router import compile_pattern
+from appliance.patterns import compile_pattern
 from appliance.store.catalog import APPLICATION_NAME, RULE_NAME_MAX, SCENARIO_NAME, Catalog
 
 RULE_FILES = ("rules.config.json", "rules.config.yml", "rules.config.yaml", "rules.config.toml")

@@ -9,7 +9,8 @@ import pytest
 
 from appliance.engine.engine import check_script
 from appliance.engine.session import ScriptSource
-from appliance.router import Router, RoutingError, RoutingTable, compile_pattern
+from appliance.patterns import compile_pattern
+from appliance.router import Router, RoutingError, RoutingTable
 from appliance.store.catalog import Application, Catalog
 from appliance.store.db import Database
 from appliance.store.secrets import SecretStore

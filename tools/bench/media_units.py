@@ -156,7 +156,7 @@ class Scene:
             store = RecordingStore(directory, self.rec_thread)
             for i in range(RECORDERS):
                 writer = store.open(f"bench{i}", "wav" if i % 2 == 0 else "mp3", 1, now=time.time())
-                recording = Recording(writer, "", stereo=False)
+                recording = Recording(writer, "", stereo=False, started=0.0)
                 unit = RecorderUnit(f"rec{i}", recording)
                 self.graph.add(unit)
                 self.graph.send(f"player{i}", unit.id)
