@@ -239,7 +239,8 @@ async def test_store_created_and_rules_survive_a_restart(tmp_path: Path) -> None
             first = await start_scenarios(client, daemon, key, "hello", "first run")
         assert daemon.stop() == 0, daemon.stderr_text()
     rules = db_rows(data_dir / "voxgate.db", "SELECT name FROM rules ORDER BY position")
-    assert rules == [("remote-control",), ("hello",)]
+    assert rules == [("remote-control",), ("ivr",), ("forward",), ("conference",), ("conference-room",),
+                     ("voicemail",), ("ringgroup",), ("hello",)]
 
     # Same data dir, no --voxfiles: the rules, the key and the history are still there.
     with running_daemon(data_dir) as daemon:

@@ -433,9 +433,16 @@ def test_read_reports_without_store(tmp_path: Path) -> None:
 def test_example_tree_loads(catalog: Catalog) -> None:
     files = voxfiles.load(EXAMPLE, catalog)
     assert [a.name for a in files.applications] == ["demo"]
-    assert sorted(files.scenarios) == ["hello", "remote-control"]
+    assert sorted(files.scenarios) == ["conference", "forward", "hello", "ivr", "remote-control", "ringgroup",
+                                       "voicemail"]
     assert _rules(catalog, "demo") == [
         ("remote-control", "remote", ["remote-control"]),
+        ("ivr", "500", ["ivr"]),
+        ("forward", "6.+", ["forward"]),
+        ("conference", "700", ["conference"]),
+        ("conference-room", "conf-.+", ["conference"]),
+        ("voicemail", "800", ["voicemail"]),
+        ("ringgroup", "900", ["ringgroup"]),
         ("hello", ".*", ["hello"]),
     ]
     assert catalog.scenario(name="hello").script == (EXAMPLE / "scenarios/src/hello.voxengine.js").read_text()

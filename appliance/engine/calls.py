@@ -237,9 +237,9 @@ def _call_events(leg: Leg, event: LegEvent) -> list[tuple[str, dict[str, Any]]]:
         return [("Call.Ringing", {"headers": event.headers})]
     if isinstance(event, EarlyMedia):
         return [("Call.AudioStarted", {"headers": event.headers, "scheme": ""})]
-    if isinstance(event, Connected):
-        return [("Call.Connected", {"headers": event.headers, "scheme": ""}),
-                ("Call.AudioStarted", {"headers": event.headers, "scheme": ""})]
+    if isinstance(event, Connected):  # audio starts with the answer (reference 4.2: AudioStarted, then Connected)
+        return [("Call.AudioStarted", {"headers": event.headers, "scheme": ""}),
+                ("Call.Connected", {"headers": event.headers, "scheme": ""})]
     if isinstance(event, Disconnected):
         return [("Call.Disconnected", {
             "headers": event.headers, "internalCode": event.code, "reason": event.reason,

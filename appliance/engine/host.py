@@ -17,6 +17,9 @@ import json
 import logging
 import uuid
 import zoneinfo
+
+import phonenumbers
+from phonenumbers import geocoder
 from collections.abc import Callable
 from typing import Any
 
@@ -83,6 +86,31 @@ def _tzoffset(name: str, at_ms: float) -> float:
     return offset.total_seconds() * 1000.0
 
 
+_PARSE_ERRORS = {0: "INVALID_COUNTRY_CODE", 1: "NOT_A_NUMBER", 2: "TOO_SHORT_AFTER_IDD", 3: "TOO_SHORT_NSN",
+                 4: "TOO_LONG_NSN"}
+_NUMBER_TYPES = {value: name for name, value in vars(phonenumbers.PhoneNumberType).items()
+                 if name.isupper() and isinstance(value, int)}
+
+
+def _phone_info(number: str, country: str | None = None) -> dict[str, Any]:
+    """PhoneNumber.getInfo: libphonenumber's view of a number (E.164 unless `country` is given)."""
+    try:
+        parsed = phonenumbers.parse(str(number), country.upper() if country else None)
+    except phonenumbers.NumberParseException as exc:
+        return {"error": _PARSE_ERRORS.get(exc.error_type, "NOT_A_NUMBER"), "numberType": "UNKNOWN",
+                "isPossibleNumber": False, "isValidNumber": False, "isValidNumberForRegion": False}
+    region = phonenumbers.region_code_for_number(parsed) or ""
+    return {
+        "numberType": _NUMBER_TYPES.get(phonenumbers.number_type(parsed), "UNKNOWN"),
+        "region": region,
+        "location": geocoder.description_for_number(parsed, "en"),
+        "isPossibleNumber": phonenumbers.is_possible_number(parsed),
+        "isValidNumber": phonenumbers.is_valid_number(parsed),
+        "isValidNumberForRegion": phonenumbers.is_valid_number_for_region(parsed, (country or region).upper()),
+        "number": phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164),
+    }
+
+
 PURE: dict[str, Callable[..., Any]] = {
     "digest": _digest,
     "hmac_sha256": _hmac_sha256,
@@ -92,6 +120,7 @@ PURE: dict[str, Callable[..., Any]] = {
     "base64_decode": _base64_decode,
     "uuid": lambda: str(uuid.uuid4()),
     "tzoffset": _tzoffset,
+    "phoneInfo": _phone_info,
 }
 
 

@@ -102,6 +102,7 @@ class SipCall:
         self._ack: bytes | None = None  # our ACK of their 2xx, sent again on their retransmission
         self._cancel_pending = False
         self._provisional = False
+        self._rang = False
         self._local_to: NameAddr | None = None
         self.account: Account | None = None  # answers the 401/407 our INVITE may draw
         self._refer_seq: int | None = None  # our REFER (transferTo) awaiting its outcome
@@ -293,7 +294,9 @@ class SipCall:
                 return
             if self.state is not LegState.PROGRESSING:
                 return
-            self._emit(Ringing(custom_headers(response)))
+            if not self._rang:  # one Call.Ringing per call, however many 180s and 183s come
+                self._rang = True
+                self._emit(Ringing(custom_headers(response)))
             if response.body and response.content_type == "application/sdp" and self._local_sdp is not None:
                 try:
                     self._agreed(offer_answer.apply_answer(self._local_sdp, SessionDescription.parse(response.body)))

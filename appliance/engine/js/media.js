@@ -60,10 +60,13 @@
     }
     getList() { return []; }
     get() { return undefined; }
+    // Endpoints are for video conference rules, which a box does not have: ConferenceError 102, as in the
+    // cloud for an audio rule (after the current code, like every event).
     add() {
-      const e = new Error("Conference.add: endpoints need a video conference rule; use sendMediaBetween for audio");
-      e.code = 102;
-      throw e;
+      const error = "endpoints need a video conference rule; use sendMediaBetween for audio";
+      Promise.resolve().then(() => vox.emit(this, "Conference.Error",
+        { name: "Conference.Error", conference: this, code: 102, error }));
+      return undefined;
     }
     toString() { return `Conference ${confData.get(this).id}`; }
   }
@@ -72,6 +75,9 @@
   vox.createConference = function () {
     const conference = new Conference(`conference-${vox.newId()}`);
     vox.send({ op: "conference", action: "create", id: conference.id() });
+    // Started follows the code that created it, so its listener can be added first.
+    Promise.resolve().then(() => vox.emit(conference, "Conference.Started",
+      { name: "Conference.Started", conference }));
     return conference;
   };
   vox.destroyConference = function (conference) {

@@ -20,6 +20,8 @@
     vox.host("base64_encode", Array.isArray(data) ? { bytes: data } : { text: String(data) });
   global.base64_decode = (data) => vox.host("base64_decode", String(data));
   global.uuidgen = () => vox.host("uuid");
+  global.PhoneNumber.getInfo = (number, country) => vox.host("phoneInfo", String(number), country ? String(country) : null);
+
   global.getLocalTime = (timezone, date) => {
     const at = date === undefined ? Date.now() : new Date(date).getTime();
     return new Date(at + vox.host("tzoffset", String(timezone), at));
