@@ -49,8 +49,8 @@ async def test_sighup_takes_lines_added_while_running(tmp_path: Path) -> None:
         assert _sip(a_data, "add-trunk", "b", HOST, "--port", str(b.sip_port), "--username", "trunk-a",
                     "--password", "pw-a", "--register")[0] == 0
         a.proc.send_signal(signal.SIGHUP)
-        assert await async_wait_until(lambda: "lines reloaded: 1 SIP users, 1 trunks, 0 outbound routes" in a.stderr_text(), 5), (
-            a.stderr_text())
+        reloaded = "lines reloaded: 1 SIP users, 1 trunks, 0 outbound routes"
+        assert await async_wait_until(lambda: reloaded in a.stderr_text(), 5), a.stderr_text()
         assert await async_wait_until(lambda: "SIP user trunk-a registered" in b.stderr_text(), 10), (
             a.stderr_text() + b.stderr_text())
         assert _sip(a_data, "remove", "b")[0] == 0

@@ -17,11 +17,11 @@ import json
 import logging
 import uuid
 import zoneinfo
+from collections.abc import Callable
+from typing import Any
 
 import phonenumbers
 from phonenumbers import geocoder
-from collections.abc import Callable
-from typing import Any
 
 from appliance.engine import symbols
 
