@@ -17,10 +17,12 @@ import socket
 import subprocess
 import threading
 import time
+import wave
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from daemon_helpers import HOST, stop_process
 
 BARESIP = shutil.which("baresip")
@@ -259,3 +261,16 @@ def call_box(phone: BaresipClient, sip_port: int, number: str = "555") -> None:
     phone.wait_event("REGISTER_OK")
     assert phone.command("dial", f"sip:{number}@{HOST}:{sip_port}")["ok"]
     phone.wait_event("CALL_ESTABLISHED")
+
+
+def sine_wav(path: Path, hz: float, seconds: float = 60.0, amplitude: int = 8000) -> Path:
+    """A phone's microphone for `source=`: an 8 kHz mono WAV of one sine (aufile plays it once, so it
+    lasts the whole call); 8000 is -12 dBFS, so two mixed stay far from clipping."""
+    t = np.arange(int(seconds * 8000)) / 8000
+    audio = (amplitude * np.sin(2 * np.pi * hz * t)).astype(np.int16)
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(8000)
+        out.writeframes(audio.tobytes())
+    return path

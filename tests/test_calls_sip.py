@@ -29,7 +29,6 @@ import socket
 import time
 import urllib.parse
 import urllib.request
-import wave
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -37,7 +36,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pytest
-from baresip_helpers import BARESIP, BaresipClient, account_line, call_box, running_baresip
+from baresip_helpers import BARESIP, BaresipClient, account_line, call_box, running_baresip, sine_wav
 from daemon_helpers import HOST, Daemon, create_api_key, db_rows, read_text, running_daemon, wait_until
 from sip_helpers import SIPP, log_lines, running, sim_user_password, sipp_in_background, stop_pid, store_lines
 from test_media_interop import RATE, read_wav
@@ -56,18 +55,6 @@ MIN_SELF_GAP_DB = 30.0  # own tone at least this far below the others
 
 
 # Audio
-
-
-def sine_wav(path: Path, freq: float, seconds: float = 40.0) -> Path:
-    """An 8 kHz mono 16-bit WAV of one sine (aufile plays it once: long enough for the whole call)."""
-    t = np.arange(int(seconds * RATE)) / RATE
-    audio = (AMPLITUDE * np.sin(2 * np.pi * freq * t)).astype(np.int16)
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(RATE)
-        out.writeframes(audio.tobytes())
-    return path
 
 
 def tone_db(audio: npt.NDArray[np.float64], freq: float) -> float:

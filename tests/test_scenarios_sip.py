@@ -26,7 +26,6 @@ import contextlib
 import threading
 import time
 import urllib.request
-import wave
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 from aiohttp import web
-from baresip_helpers import BARESIP, BaresipClient, account_line, running_baresip
+from baresip_helpers import BARESIP, BaresipClient, account_line, running_baresip, sine_wav
 from daemon_helpers import EXAMPLE_VOXFILES, HOST, Daemon, free_port, read_text, running_daemon, wait_until
 from sip_helpers import sim_user_password, store_lines
 from test_media_interop import RATE, read_wav
@@ -66,18 +65,6 @@ def all_log_lines(daemon: Daemon) -> list[str]:
 
 def logged(daemon: Daemon, line: str, timeout: float = 15.0) -> None:
     assert wait_until(lambda: line in all_log_lines(daemon), timeout), (line, all_log_lines(daemon))
-
-
-def tone_file(path: Path, hz: int, seconds: float = 60.0) -> Path:
-    """An 8 kHz mono WAV of a sine at `hz` (a phone's microphone: baresip's aufile plays it once)."""
-    t = np.arange(int(RATE * seconds)) / RATE
-    audio = (8000 * np.sin(2 * np.pi * hz * t)).astype(np.int16)
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(RATE)
-        out.writeframes(audio.tobytes())
-    return path
 
 
 @contextlib.contextmanager
@@ -111,7 +98,7 @@ def phone(tmp_path: Path, daemon: Daemon, user: str, *, answermode: str = "auto"
     password = sim_user_password(daemon) if user == "100" else PASSWORDS[user]
     root = tmp_path / f"phone-{user}"
     root.mkdir()
-    source = tone_file(tmp_path / f"tone-{user}.wav", CALLEE_HZ) if callee_tone else None
+    source = sine_wav(tmp_path / f"tone-{user}.wav", CALLEE_HZ) if callee_tone else None
     account = account_line(daemon.sip_port, password, user=user, answermode=answermode)
     with running_baresip(root, account, source=source, record=True) as client:
         client.wait_event("REGISTER_OK")

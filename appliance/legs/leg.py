@@ -126,6 +126,33 @@ LegEvent = (Ringing | EarlyMedia | Connected | Disconnected | Failed | Dtmf | In
             | TransferRequested | TransferResult | MediaNotice)
 EventSink = Callable[[LegEvent], None]
 
+class HeldEvents:
+    """A leg's event outlet: events before anyone listens are kept, and delivered in order once
+    `on_event` is set (an incoming leg emits before its session exists)."""
+
+    def __init__(self) -> None:
+        self._on_event: EventSink | None = None
+        self._held: list[LegEvent] = []
+
+    @property
+    def on_event(self) -> EventSink | None:
+        return self._on_event
+
+    @on_event.setter
+    def on_event(self, sink: EventSink | None) -> None:
+        self._on_event = sink
+        held, self._held = self._held, []
+        if sink is not None:
+            for event in held:
+                sink(event)
+
+    def _emit(self, event: LegEvent) -> None:
+        if self._on_event is not None:
+            self._on_event(event)
+        else:
+            self._held.append(event)
+
+
 _ids = itertools.count(1)
 
 

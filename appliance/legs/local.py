@@ -10,7 +10,6 @@ media (callee to caller only) or answered (both ways), as on a real line.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
 
 from appliance.clock import Clock
 from appliance.legs.leg import (
@@ -19,8 +18,8 @@ from appliance.legs.leg import (
     Dtmf,
     EarlyMedia,
     Failed,
+    HeldEvents,
     Info,
-    LegEvent,
     LegState,
     Message,
     Party,
@@ -54,10 +53,11 @@ class LocalMedia:
         self.heard = frame.copy()  # the mixer's row is overwritten next tick
 
 
-class LocalLeg:
+class LocalLeg(HeldEvents):
     """One end of a `LocalCall` (the `Leg` interface)."""
 
     def __init__(self, call: LocalCall, incoming: bool, kind: str) -> None:
+        super().__init__()
         self.id = new_leg_id()
         self.incoming = incoming
         self.kind = kind
@@ -71,28 +71,8 @@ class LocalLeg:
         self._call = call
         self._early = False
         self._rung = False
-        self._on_event: Callable[[LegEvent], None] | None = None
-        self._held: list[LegEvent] = []
         self.media = LocalMedia(f"local-{self.id}", self)
         call.plane.graph.add(self.media)
-
-    @property
-    def on_event(self) -> Callable[[LegEvent], None] | None:
-        return self._on_event
-
-    @on_event.setter
-    def on_event(self, sink: Callable[[LegEvent], None] | None) -> None:
-        self._on_event = sink
-        held, self._held = self._held, []
-        if sink is not None:
-            for event in held:
-                sink(event)
-
-    def _emit(self, event: LegEvent) -> None:
-        if self._on_event is not None:
-            self._on_event(event)
-        else:
-            self._held.append(event)
 
     def hears_far(self) -> bool:
         """Does audio from the other leg reach this one? The caller hears early media; nobody hears the

@@ -19,11 +19,10 @@ from appliance.legs.leg import (
     Disconnected,
     Dtmf,
     EarlyMedia,
-    EventSink,
     Failed,
+    HeldEvents,
     Hold,
     Info,
-    LegEvent,
     LegState,
     MediaNotice,
     Message,
@@ -69,12 +68,13 @@ def add_headers(message: Request | Response, headers: dict[str, str] | None) -> 
             message.headers.set(name, str(value).replace("\r", " ").replace("\n", " "))
 
 
-class SipCall:
+class SipCall(HeldEvents):
     """One SIP call leg (the `Leg` interface)."""
 
     kind = "sip"
 
     def __init__(self, ua: UserAgent, incoming: bool, caller: Party, callee: Party, peer: Peer) -> None:
+        super().__init__()
         self.ua = ua
         self.id = new_leg_id()
         self.incoming = incoming
@@ -89,8 +89,6 @@ class SipCall:
         self.media: RtpEndpoint | None = None  # the leg's media unit, from the first SDP we make
         self.on_hold = False
         self.connected_at: float | None = None
-        self._on_event: EventSink | None = None
-        self._held_events: list[LegEvent] = []
         self._local_sdp: SessionDescription | None = None
         self._remote_offer: SessionDescription | None = None
         self._server_tx: ServerTransaction | None = None  # incoming INVITE
@@ -108,26 +106,6 @@ class SipCall:
         self._refer_seq: int | None = None  # our REFER (transferTo) awaiting its outcome
         self._transferred_seq: int | None = None  # their REFER we reported as TransferRequested
         self.alternates: list[Peer] = []  # where else the INVITE may go if `peer` does not answer (RFC 3263 4.3)
-
-    # Events
-
-    @property
-    def on_event(self) -> EventSink | None:
-        return self._on_event
-
-    @on_event.setter
-    def on_event(self, sink: EventSink | None) -> None:
-        self._on_event = sink
-        held, self._held_events = self._held_events, []
-        if sink is not None:
-            for event in held:
-                sink(event)
-
-    def _emit(self, event: LegEvent) -> None:
-        if self._on_event is not None:
-            self._on_event(event)
-        else:
-            self._held_events.append(event)
 
     def _end(self, event: Disconnected | Failed) -> None:
         if self.state is LegState.TERMINATED:
