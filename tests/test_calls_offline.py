@@ -272,7 +272,8 @@ VoxEngine.addEventListener(AppEvents.CallAlerting, (e) => {
   const c = e.call;
   c.addEventListener(CallEvents.Connected, () => {
     for (const f of [() => c.sendMediaTo(c), () => c.reject(200), () => c.answer("X-Header: 1"),
-                     () => VoxEngine.callPSTN({}), () => VoxEngine.callSIP(""), () => VoxEngine.callConference(5),
+                     () => VoxEngine.callPSTN({}), () => VoxEngine.callPSTN("9".repeat(5000)),
+                     () => VoxEngine.callSIP(""), () => VoxEngine.callConference(5),
                      () => VoxEngine.easyProcess(c, "not a call"), () => c.sendDigits("12x"),
                      () => c.sendInfo("nonsense", "x"), () => c.transferTo({}), () => c.ring()]) {
       try { f(); Logger.write("no error"); } catch (err) { Logger.write(err.name + ": " + err.message); }
@@ -291,6 +292,7 @@ VoxEngine.addEventListener(AppEvents.CallAlerting, (e) => {
         "RangeError: Call.reject: the code must be a SIP code from 300 to 699, not 200",
         "TypeError: answer: headers must be an object of header names and values",
         'TypeError: VoxEngine.callPSTN: "[object Object]" is not a phone number',
+        "RangeError: VoxEngine.callPSTN: the destination is longer than 200 characters",
         "TypeError: VoxEngine.callSIP: the destination URI is required",
         "TypeError: VoxEngine.callConference: the conference id must be a non-empty string",
         "TypeError: VoxEngine.easyProcess: call1 and call2 must be Call objects",

@@ -72,6 +72,8 @@ def test_suite_is_large_enough() -> None:
         assert (folder / "expected.txt").exists(), f"{folder.name}: no expected.txt"
 
 
+# The first scenario test also runs the whole suite (the fixture): ~1 minute, several on a loaded machine.
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("folder", FOLDERS, ids=[f.name for f in FOLDERS])
 def test_scenario(folder: Path, outcomes: dict[str, Outcome]) -> None:
     outcome = outcomes[folder.name]

@@ -76,10 +76,8 @@ class UserLine:
         if not live:
             raise DialError(480, "Temporarily Unavailable")
         binding = live[-1]
-        call = self.ua.originate(binding.contact.uri, _caller(options), dict(options.headers), Account.given(options),
-                                 [binding.peer])
-        call.line = self.name
-        return call
+        return self.ua.originate(binding.contact.uri, _caller(options), dict(options.headers), Account.given(options),
+                                 [binding.peer], line=self.name)
 
     def status(self) -> dict[str, object]:
         now = self.ua.clock.monotonic()
@@ -267,11 +265,9 @@ class SipLines:
         host = "127.0.0.1" if where.host == "localhost" else where.host
         if is_ip(host):
             peer = Peer(where.transport, host, where.port or (5061 if where.transport == "tls" else 5060))
-            call = self.ua.originate(target, caller, headers, account, [peer])
-        else:
-            call = self.ua.originate(target, caller, headers, account)
-            self._resolve_then_invite(call, where)
-        call.line = f"sip:{where.host}"
+            return self.ua.originate(target, caller, headers, account, [peer], line=f"sip:{where.host}")
+        call = self.ua.originate(target, caller, headers, account, line=f"sip:{where.host}")
+        self._resolve_then_invite(call, where)
         return call
 
     def _resolve_then_invite(self, call: SipCall, where: SipUri) -> None:

@@ -321,10 +321,8 @@ class TrunkLine:
         if not self.targets:
             raise DialError(503, f"Service Unavailable (trunk {self.name} is not resolved yet)")
         target = SipUri("sip", number or None, self.domain, self.trunk.port, dict(params or {}))
-        call = self.ua.originate(target, Party(options.caller, options.display_name), dict(options.headers),
-                                 Account.given(options) or self.account, self.via(), self.domain)
-        call.line = self.name
-        return call
+        return self.ua.originate(target, Party(options.caller, options.display_name), dict(options.headers),
+                                 Account.given(options) or self.account, self.via(), self.domain, line=self.name)
 
     # Panel and shutdown
 

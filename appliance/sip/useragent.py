@@ -176,7 +176,8 @@ class UserAgent:
     # Outgoing calls
 
     def originate(self, target: SipUri, caller: Party, headers: dict[str, str] | None = None,
-                  account: Account | None = None, via: list[Peer] | None = None, domain: str = "") -> SipCall:
+                  account: Account | None = None, via: list[Peer] | None = None, domain: str = "",
+                  line: str = "") -> SipCall:
         """A new outgoing call to `target`; its INVITE goes to the first of `via` (the target itself, a
         trunk or a proxy; the others are tried if it does not answer), or waits for `send_invite`
         while the destination is being resolved. `domain` is the host of our From (a trunk's domain),
@@ -184,6 +185,7 @@ class UserAgent:
         callee = Party(target.user or "", "", target.serialize())
         call = SipCall(self, False, caller, callee, Peer("udp", "0.0.0.0", 0))
         call.account = account
+        call.line = line or f"sip:{target.host}"  # the line it goes out through, for the call history
         self.calls[call.id] = call
         self._targets[call.id] = (target, dict(headers or {}), domain)
         if via:

@@ -53,6 +53,7 @@ import threading
 import time
 import urllib.request
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -477,14 +478,24 @@ def warm_up(procs: Processes, daemon: Daemon, work: Path) -> None:
         time.sleep(0.2)
 
 
-def bench_cps(procs: Processes, work: Path, script: str, rate: float, seconds: float, hold: float,
-              findings: Findings) -> CpsRow:
+@contextlib.contextmanager
+def warm_box(procs: Processes, work: Path, script: str) -> Iterator[tuple[Daemon, Echo]]:
+    """A fresh daemon running `script` against the echoing UAS, warmed up; every process stopped after."""
     work.mkdir()
     echo = Echo()
     try:
         uas_port = start_uas(procs, work, echo)
         daemon = start_daemon(procs, work, script.replace("UAS_PORT", str(uas_port)))
         warm_up(procs, daemon, work)
+        yield daemon, echo
+    finally:
+        procs.stop_all()
+        echo.close()
+
+
+def bench_cps(procs: Processes, work: Path, script: str, rate: float, seconds: float, hold: float,
+              findings: Findings) -> CpsRow:
+    with warm_box(procs, work, script) as (daemon, _):
         calls = max(1, round(rate * seconds))
         timeout = int(seconds + hold + 60)
         watch = Watch(daemon)
@@ -506,19 +517,11 @@ def bench_cps(procs: Processes, work: Path, script: str, rate: float, seconds: f
         procs.stop_all()
         findings.read_daemon(daemon, f"{rate:g} cps")
         return row
-    finally:
-        procs.stop_all()
-        echo.close()
 
 
 def bench_hold(procs: Processes, work: Path, script: str, calls: int, hold: float, ramp: float,
                findings: Findings) -> HoldRow:
-    work.mkdir()
-    echo = Echo()
-    try:
-        uas_port = start_uas(procs, work, echo)
-        daemon = start_daemon(procs, work, script.replace("UAS_PORT", str(uas_port)))
-        warm_up(procs, daemon, work)
+    with warm_box(procs, work, script) as (daemon, echo):
         bridged_before = bridged_count(daemon)
         window = HoldWindow(daemon, echo, calls, hold)
         result = run_uac(procs, uac_args(f"{HOST}:{daemon.sip_port}", ramp, calls, calls, hold, work / "run",
@@ -528,9 +531,6 @@ def bench_hold(procs: Processes, work: Path, script: str, calls: int, hold: floa
         procs.stop_all()
         findings.read_daemon(daemon, f"{calls} held")
         return window.row(result, bridged)
-    finally:
-        procs.stop_all()
-        echo.close()
 
 
 class HoldWindow(Watch):

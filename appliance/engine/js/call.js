@@ -267,10 +267,18 @@
     return call;
   }
 
+  // A SIP header field holds at most 200 bytes (reference 4.8): longer values could never be sent.
+  const MAX_FIELD = 200;
+
   function dial(kind, to, p, what) {
     const id = `call-${vox.newId()}`;
     const callerid = p.callerid === undefined || p.callerid === null ? "" : String(p.callerid);
     const displayName = p.displayName ? String(p.displayName) : "";
+    for (const [name, value] of [["the destination", to], ["callerid", callerid], ["displayName", displayName]]) {
+      if (value.length > MAX_FIELD) {
+        throw new RangeError(`VoxEngine.${what}: ${name} is longer than ${MAX_FIELD} characters`);
+      }
+    }
     const headers = headerObject(p.headers || p.extraHeaders, `VoxEngine.${what}`);
     // callUser's special header: how long to ring (10-400 s, 60 by default); not sent on.
     let noAnswerSeconds;
