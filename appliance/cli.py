@@ -26,6 +26,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--config", type=Path, help="TOML configuration file")
     run.add_argument("--voxfiles", type=Path, help="load applications, rules and scenarios from a voxengine-ci folder")
     run.add_argument("--http", metavar="ADDR:PORT", help="HTTP listen address (default 0.0.0.0:8080)")
+    run.add_argument("--https", metavar="ADDR:PORT",
+                     help="HTTPS listen address, or 'off' (default 0.0.0.0:8443; certificate in DATA_DIR/tls)")
+    run.add_argument("--mdns", metavar="ADDR[,ADDR...]",
+                     help="announce the box over mDNS on these IPv4 addresses only, or 'off' (default: all)")
     run.add_argument("--sip", metavar="ADDR:PORT",
                      help="SIP listen address, UDP and TCP; TLS on the next port (default 0.0.0.0:5060)")
 
@@ -48,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     create = keys_sub.add_parser("create", help="create a key and print it (alone on the last line)")
     create.add_argument("--data-dir", type=Path, required=True)
     create.add_argument("--description", default="")
+    create.add_argument("--service-account", type=Path, metavar="FILE",
+                        help="create a service account instead: write its credentials JSON (account_id, key_id, "
+                             "private_key) to FILE, for Voximplant's clients and voxpush")
 
     sip = sub.add_parser("sip", help="SIP users (phones that register here) and trunks, in the store")
     sip.add_argument("--data-dir", type=Path, required=True)
@@ -146,15 +153,41 @@ def _exec(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def _apikey_create(args: argparse.Namespace) -> int:
-    from appliance.store.apikeys import ApiKeys
+    import os
+    import time
+
+    from appliance.store.apikeys import ApiKeys, credentials_json
+    from appliance.store.audit import AuditLog
     from appliance.store.db import Database
 
+    target: Path | None = args.service_account
+    if target is not None and target.exists():
+        raise ApplianceError(f"{target} exists: give a new file name (credentials are never overwritten)")
     db = Database(args.data_dir / "voxgate.db")
     try:
-        key = ApiKeys(db).create(args.description)
+        keys = ApiKeys(db)
+        if target is None:
+            key_id, key = keys.create(args.description)
+        else:
+            credentials = keys.create_service_account(args.description)
+            key_id = str(credentials["key_id"])
+            try:
+                # Made readable by its owner only before the private key is in it.
+                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w", encoding="utf-8") as f:
+                    f.write(credentials_json(credentials))
+            except OSError as exc:
+                keys.delete(key_id)
+                raise ApplianceError(f"cannot write {target}: {exc.strerror or exc}") from None
+        AuditLog(db).write(time.time(), key_id, "local", "apikey create",
+                           {"description": args.description, "service_account": str(target is not None).lower()})
     finally:
         db.close()
-    print(f"Created an API key in {args.data_dir}. It is shown only once; keep it safe:")
+    if target is not None:
+        print(f"Created service account {key_id} in {args.data_dir}; its credentials are in {target} "
+              "(the only copy of the private key: keep it safe).")
+        return 0
+    print(f"Created API key {key_id} in {args.data_dir}. It is shown only once; keep it safe:")
     print(key)
     return 0
 
@@ -209,6 +242,13 @@ def _run(args: argparse.Namespace) -> int:
     if args.sip:
         parse_address(args.sip, "--sip")
         config.sip.listen = args.sip
+    if args.https:
+        if args.https != "off":
+            parse_address(args.https, "--https")
+        config.http.https_listen = "" if args.https == "off" else args.https
+    if args.mdns:
+        config.discovery.enabled = args.mdns != "off"
+        config.discovery.interfaces = [] if args.mdns == "off" else [a.strip() for a in args.mdns.split(",")]
     data_dir = args.data_dir or config.data_dir(args.sim)
     return uvloop.run(daemon.run(config, data_dir=data_dir, sim=args.sim, voxfiles_dir=args.voxfiles))
 

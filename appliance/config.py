@@ -28,6 +28,9 @@ class ApplianceSection:
 @dataclass
 class HttpSection:
     listen: str = "0.0.0.0:8080"
+    # HTTPS with the box's own certificate (DATA_DIR/tls/cert.pem); Voximplant's clients speak only HTTPS.
+    # Empty: no HTTPS.
+    https_listen: str = "0.0.0.0:8443"
     # Base of the URLs handed to scenarios (session access URL, log URL). Empty: taken from the
     # request that started the session, else from this box's own address.
     public_url: str = ""
@@ -57,6 +60,25 @@ class SipSection:
 
 
 @dataclass
+class ApiSection:
+    """Management API rate limits: requests per second sustained after a burst, per key and per source."""
+
+    rate_per_key: float = 20.0
+    burst_per_key: float = 100.0
+    rate_per_source: float = 40.0
+    burst_per_source: float = 200.0
+    auth_failures_per_minute: float = 10.0  # then the source must wait, whatever key it shows
+
+
+@dataclass
+class DiscoverySection:
+    """mDNS/DNS-SD announcement of the box (_voxgate._tcp) for `voxpush discover` and the panel."""
+
+    enabled: bool = True
+    interfaces: list[str] = field(default_factory=list)  # addresses to announce on; empty: all
+
+
+@dataclass
 class LogSection:
     level: str = "info"
 
@@ -67,6 +89,8 @@ class Config:
     http: HttpSection = field(default_factory=HttpSection)
     engine: EngineSection = field(default_factory=EngineSection)
     sip: SipSection = field(default_factory=SipSection)
+    api: ApiSection = field(default_factory=ApiSection)
+    discovery: DiscoverySection = field(default_factory=DiscoverySection)
     log: LogSection = field(default_factory=LogSection)
 
     def data_dir(self, sim: bool) -> Path:
@@ -125,6 +149,11 @@ def load_config(path: Path | None) -> Config:
     if config.log.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"{path}: [log].level must be debug, info, warning or error")
     parse_address(config.http.listen, f"{path}: [http].listen")
+    if config.http.https_listen:
+        parse_address(config.http.https_listen, f"{path}: [http].https_listen")
+    for name in ("rate_per_key", "burst_per_key", "rate_per_source", "burst_per_source", "auth_failures_per_minute"):
+        if getattr(config.api, name) <= 0:
+            raise ConfigError(f"{path}: [api].{name} must be positive")
     parse_address(config.sip.listen, f"{path}: [sip].listen")
     parse_port_range(config.sip.rtp_ports, f"{path}: [sip].rtp_ports")
     return config

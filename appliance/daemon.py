@@ -9,15 +9,17 @@ import gc
 import logging
 import signal
 import socket
+import ssl
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
 
-from appliance import voxfiles
+from appliance import tls, voxfiles
 from appliance.clock import RealClock
 from appliance.config import Config, parse_address, parse_port_range
+from appliance.discovery import Announcer
 from appliance.engine.engine import Engine, check_script
 from appliance.engine.services import MediaServices
 from appliance.errors import ApplianceError
@@ -29,6 +31,7 @@ from appliance.media.recording import RecordingStore
 from appliance.router import CallRouter, Router
 from appliance.sip.service import SipService
 from appliance.store.apikeys import ApiKeys
+from appliance.store.audit import AuditLog
 from appliance.store.catalog import Catalog
 from appliance.store.db import Database
 from appliance.store.kv import KeyValueStore
@@ -37,6 +40,8 @@ from appliance.store.secrets import SecretStore
 from appliance.store.sip import SipLineStore, new_password
 from appliance.supervisor.notify import Watchdog, notify
 from appliance.tasks import TaskSet
+from appliance.web.api import Api, Reload
+from appliance.web.platform import PlatformApi, RateLimits
 from appliance.web.server import make_app
 
 log = logging.getLogger(__name__)
@@ -73,17 +78,33 @@ async def _expire_recordings(store: RecordingStore, clock: RealClock) -> None:
 SIM_PHONE = "100"
 
 
-def _reload_lines(sip: SipService, dialer: LineDialer, routes: OutboundRouteStore) -> None:
-    """SIGHUP: take SIP users, trunks and outbound routes as the store now has them (after `appliance sip
-    ...` or `appliance route ...`)."""
-    try:
-        sip.reload()
-        dialer.routes.load(routes.list())
-    except ApplianceError as exc:
-        log.error("cannot reload the lines: %s", exc)
-        return
-    log.info("lines reloaded: %d SIP users, %d trunks, %d outbound routes", len(sip.lines.users),
-             len(sip.lines.trunks), len(routes.list()))
+class Reloader:
+    """Makes the running box take what the store now holds: on SIGHUP (after `appliance sip ...` or
+    `appliance route ...`) and after management API changes."""
+
+    def __init__(self, router: Router, sip: SipService, dialer: LineDialer, routes: OutboundRouteStore) -> None:
+        self.router = router
+        self.sip = sip
+        self.dialer = dialer
+        self.routes = routes
+
+    async def reload(self, what: Reload) -> None:
+        if what is Reload.ROUTING:
+            await self.router.reload()
+        elif what is Reload.LINES:
+            await self.sip.reload()
+        else:
+            self.dialer.routes.load(await self.routes.db.call(self.routes.list))
+
+    async def all_lines(self) -> None:
+        try:
+            await self.reload(Reload.LINES)
+            await self.reload(Reload.OUTBOUND)
+        except ApplianceError as exc:
+            log.error("cannot reload the lines: %s", exc)
+            return
+        log.info("lines reloaded: %d SIP users, %d trunks, %d outbound routes", len(self.sip.lines.users),
+                 len(self.sip.lines.trunks), self.dialer.routes.count)
 
 
 def _sim_phone(store: SipLineStore) -> None:
@@ -104,6 +125,21 @@ def _health(engine: Engine, sip: SipService, media: MediaServices) -> Callable[[
     return health
 
 
+def _line_status(sip: SipService) -> list[dict[str, object]]:
+    return [u.status() for u in sip.lines.users.values()] + [t.status() for t in sip.lines.trunks.values()]
+
+
+async def _listen(runner: web.AppRunner, address: str, what: str, ssl_context: ssl.SSLContext | None = None) -> int:
+    """Serve the web application on ADDR:PORT; the port it listens on."""
+    host, port = parse_address(address, what)
+    site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
+    try:
+        await site.start()
+    except OSError as exc:
+        raise ApplianceError(f"cannot listen for {what} on {address}: {exc.strerror or exc}") from None
+    return port
+
+
 async def run(config: Config, *, data_dir: Path, sim: bool, voxfiles_dir: Path | None = None) -> int:
     setup_logging(config.log.level)
     try:
@@ -118,6 +154,7 @@ async def run(config: Config, *, data_dir: Path, sim: bool, voxfiles_dir: Path |
     sip: SipService | None = None
     media: MediaServices | None = None
     call_router: CallRouter | None = None
+    announcer: Announcer | None = None
     try:
         catalog = Catalog(db, check_script)
         if voxfiles_dir is not None:
@@ -145,30 +182,50 @@ async def run(config: Config, *, data_dir: Path, sim: bool, voxfiles_dir: Path |
         call_router = CallRouter(router, engine)
         engine.conferences = call_router
         await sip.start(call_router)
+        reloader = Reloader(router, sip, dialer, route_store)
         # Handlers first: from the moment the port is open, SIGTERM must mean a clean stop.
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        loop.add_signal_handler(signal.SIGHUP, _reload_lines, sip, dialer, route_store)
-        runner = web.AppRunner(make_app(engine, router, ApiKeys(db), _health(engine, sip, media)), access_log=None)
+        loop.add_signal_handler(signal.SIGHUP, lambda: tasks.spawn(reloader.all_lines()))
+        api = Api(
+            db=db, account_name=config.appliance.name, catalog=catalog, router=router, engine=engine,
+            keys=ApiKeys(db), audit=AuditLog(db), kv=engine.kv, secrets=SecretStore(db), sip_lines=sip_store,
+            outbound=route_store, history=engine.history, recordings=media.records,
+            health=_health(engine, sip, media), line_status=lambda: _line_status(sip), reload=reloader.reload,
+        )
+        limits = config.api
+        platform = PlatformApi(api, RateLimits(limits.rate_per_key, limits.burst_per_key, limits.rate_per_source,
+                                               limits.burst_per_source, limits.auth_failures_per_minute))
+        runner = web.AppRunner(make_app(engine, platform), access_log=None)
         await runner.setup()
-        try:
-            await web.TCPSite(runner, host, port).start()
-        except OSError as exc:
-            raise ApplianceError(f"cannot listen for HTTP on {config.http.listen}: {exc.strerror or exc}") from None
+        await _listen(runner, config.http.listen, "HTTP")
+        https_port: int | None = None
+        cert = tls.ensure_certificate(data_dir / "tls", config.appliance.name)
+        fingerprint = await asyncio.to_thread(tls.fingerprint, cert)
+        if config.http.https_listen:
+            https_port = await _listen(runner, config.http.https_listen, "HTTPS",
+                                       tls.server_context(data_dir / "tls", config.appliance.name))
+            log.info("HTTPS on %s, certificate %s (%s)", config.http.https_listen, fingerprint, cert)
+        if config.discovery.enabled:
+            announcer = Announcer(config.appliance.name, data_dir, https_port=https_port, http_port=port,
+                                  fingerprint=fingerprint, interfaces=config.discovery.interfaces)
+            await announcer.start()
         tasks.spawn(_purge_kv(db, clock))
         tasks.spawn(_expire_recordings(media.records, clock))
         gc.freeze()  # start-up objects never need collecting: keeps later GC passes short
         mode = "simulation mode" if sim else "hardware mode"
         notify(f"READY=1\nSTATUS=running ({mode}), HTTP on {config.http.listen}")
         watchdog.start(media.plane.ticking)
-        log.info("VoxGate ready (%s): HTTP on %s, SIP on %s, data in %s", mode, config.http.listen,
-                 config.sip.listen, data_dir)
+        log.info("VoxGate ready (%s): HTTP on %s, HTTPS on %s, SIP on %s, data in %s", mode, config.http.listen,
+                 config.http.https_listen or "-", config.sip.listen, data_dir)
         await stop.wait()
         log.info("stopping")
         notify("STOPPING=1")
         return 0
     finally:
+        if announcer is not None:
+            await announcer.close()
         await watchdog.close()
         await tasks.close()
         if sip is not None:

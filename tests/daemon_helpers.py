@@ -101,6 +101,7 @@ class Daemon:
     proc: subprocess.Popen[bytes]
     port: int
     sip_port: int
+    https_port: int
     data_dir: Path
     stdout_path: Path
     stderr_path: Path
@@ -114,6 +115,15 @@ class Daemon:
     @property
     def api_url(self) -> str:
         return f"{self.base_url}/platform_api"
+
+    @property
+    def https_url(self) -> str:
+        return f"https://{HOST}:{self.https_port}"
+
+    @property
+    def cert_path(self) -> Path:
+        """The box's self-signed certificate (made on first start)."""
+        return self.data_dir / "tls" / "cert.pem"
 
     @property
     def db_path(self) -> Path:
@@ -178,10 +188,14 @@ def start_daemon(
     for attempt in range(attempts):
         if port is None or attempt > 0:
             port = free_port()
-        sip_port = free_port()
+        sip_port, https_port = free_port(), free_port()
         args = ["run", "--sim", "--data-dir", str(data_dir), *extra_args]
         if "--sip" not in extra_args:
             args += ["--sip", f"{HOST}:{sip_port}"]
+        if "--https" not in extra_args:
+            args += ["--https", f"{HOST}:{https_port}"]
+        if "--mdns" not in extra_args:  # tests announce nothing unless they ask: never on the real network
+            args += ["--mdns", "off"]
         if http_flag:
             args += ["--http", f"{HOST}:{port}"]
         if voxfiles is not None:
@@ -189,7 +203,7 @@ def start_daemon(
         tag = f"{data_dir.name}-{port}"
         out, err = work / f"daemon-{tag}.out", work / f"daemon-{tag}.err"
         proc, files = _spawn(args, work, daemon_env(env), out, err)
-        daemon = Daemon(proc, port, sip_port, data_dir, out, err, files)
+        daemon = Daemon(proc, port, sip_port, https_port, data_dir, out, err, files)
         if not wait_ready:
             return daemon
 

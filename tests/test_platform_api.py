@@ -46,8 +46,11 @@ VoxEngine.addEventListener(AppEvents.HttpRequest, (e) => {
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
-    data_dir = tmp_path_factory.mktemp("platform") / "data"
-    with running_daemon(data_dir, voxfiles=EXAMPLE_VOXFILES) as d:
+    root = tmp_path_factory.mktemp("platform")
+    # These tests fail authentication on purpose more often than a source may (10 a minute by default).
+    config = root / "voxgate.toml"
+    config.write_text("[api]\nauth_failures_per_minute = 1000.0\n")
+    with running_daemon(root / "data", voxfiles=EXAMPLE_VOXFILES, extra_args=["--config", str(config)]) as d:
         yield d
 
 

@@ -196,7 +196,7 @@ def test_call_over_tls(tmp_path: Path) -> None:
         assert relay.error is None, repr(relay.error)
         messages = (tmp_path / "messages.log").read_text(errors="replace")
         assert_answered(daemon, result.stdout[-2000:] + result.stderr[-2000:] + messages[-3000:], result.returncode)
-        own = x509.load_pem_x509_certificate((data / "tls" / "sip-tls.crt").read_bytes())
+        own = x509.load_pem_x509_certificate((data / "tls" / "cert.pem").read_bytes())
         assert relay.server_cert == own.public_bytes(serialization.Encoding.DER)  # made on first start
 
 

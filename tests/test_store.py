@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -407,8 +408,9 @@ def test_api_keys_store_only_a_hash(tmp_path: Path) -> None:
     path = tmp_path / "store.db"
     db = Database(path)
     keys = ApiKeys(db)
-    key = keys.create("ci")
-    other = keys.create()
+    key_id, key = keys.create("ci")
+    _, other = keys.create()
+    assert re.fullmatch(r"[0-9a-f-]{36}", key_id)
     assert key != other
     assert len(key) >= 40
     rows = db.query("SELECT * FROM api_keys ORDER BY id")
@@ -427,14 +429,14 @@ def test_api_keys_store_only_a_hash(tmp_path: Path) -> None:
 
 def test_api_keys_check(db: Database) -> None:
     keys = ApiKeys(db)
-    assert keys.check("anything") is False
-    key = keys.create()
+    assert keys.check("anything") is None
+    key_id, key = keys.create()
     assert db.query("SELECT last_used FROM api_keys")[0]["last_used"] is None
-    assert keys.check(key) is True
+    assert keys.check(key) == key_id
     assert db.query("SELECT last_used FROM api_keys")[0]["last_used"] is not None
-    assert keys.check(key + "x") is False
-    assert keys.check("") is False
-    assert keys.check(hashlib.sha256(key.encode()).hexdigest()) is False
+    assert keys.check(key + "x") is None
+    assert keys.check("") is None
+    assert keys.check(hashlib.sha256(key.encode()).hexdigest()) is None
 
 
 # History

@@ -85,7 +85,7 @@ class Engine:
         self.sessions[session_id] = session
         record = SessionRecord(
             session_id, spec.application_id, spec.application_name, spec.rule_id, spec.rule_name,
-            session.started_at, spec.custom_data, spec.initiator, str(log_path or ""),
+            session.started_at, spec.custom_data, spec.initiator, str(log_path or ""), session.log_secret,
         )
         self._tasks.spawn(self.db.call(self.history.session_started, record))
         session.start(

@@ -103,6 +103,8 @@ class Session:
         self.id = session_id
         self.spec = spec
         self.secret = secrets.token_hex(16)
+        # The log's own link outlives the session (call history's log_file_url); the access secret does not.
+        self.log_secret = secrets.token_hex(16)
         self.phase = Phase.STARTING
         self.custom_data = spec.custom_data
         self.system_error = False
@@ -122,7 +124,7 @@ class Session:
         self.hide_tones = False
         self.started_at = engine.clock.time()
         self.access_url = f"{base_url}/request/{session_id}/{self.secret}"
-        self.log_url = f"{base_url}/logs/session/{session_id}/{self.secret}"
+        self.log_url = f"{base_url}/logs/session/{session_id}/{self.log_secret}"
         self.log_path = log_path
         self.ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._loop = asyncio.get_running_loop()

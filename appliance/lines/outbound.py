@@ -71,6 +71,11 @@ class OutboundRoutes:
             except ValueError as exc:  # the store checks patterns: this one was written behind its back
                 log.error("outbound route %s is skipped: %s", route.name, exc)
 
+    @property
+    def count(self) -> int:
+        """Enabled routes in use."""
+        return len(self._routes)
+
     def active(self, route_id: int) -> int:
         """The calls going through a route now."""
         return len(self._live(route_id))

@@ -16,7 +16,6 @@ from appliance.clock import Clock
 from appliance.config import SipSection, parse_address
 from appliance.errors import ApplianceError, ConfigError
 from appliance.media.plane import MediaPlane
-from appliance.sip import certs
 from appliance.sip.digest import DigestServer, DigestUnsupported
 from appliance.sip.dns import SipResolver
 from appliance.sip.guard import GuardLimits, SourceGuard
@@ -25,6 +24,7 @@ from appliance.sip.stack import SipStack
 from appliance.sip.transport import Transports
 from appliance.sip.useragent import UserAgent
 from appliance.store.sip import SipLineStore
+from appliance.tls import server_context
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,7 @@ class SipService:
         self.config = config
         self.store = store
         self.data_dir = data_dir
+        self.name = realm
         self.guard = SourceGuard(GuardLimits(
             requests_per_window=config.flood_requests, window_seconds=config.flood_seconds,
             ban_seconds=config.ban_seconds, register_failures=config.register_failures,
@@ -59,15 +60,17 @@ class SipService:
     async def start(self, incoming: IncomingCalls) -> None:
         self.lines.incoming_calls = incoming
         host, port = parse_address(self.config.listen, "--sip")
-        tls = certs.server_context(self.data_dir / "tls", "voxgate") if self.config.tls else None
+        tls = server_context(self.data_dir / "tls", self.name) if self.config.tls else None
         try:
             await self.transports.listen(host, port, tls)
         except OSError as exc:
             raise ApplianceError(f"cannot listen for SIP on {self.config.listen}: {exc.strerror or exc}") from None
-        self.reload()  # after listening: trunks start registering at once
+        await self.reload()  # after listening: trunks start registering at once
 
-    def reload(self) -> None:
-        self.lines.load(self.store.users(), self.store.trunks())
+    async def reload(self) -> None:
+        """Take SIP users and trunks as the store now has them."""
+        users, trunks = await self.store.db.call(lambda: (self.store.users(), self.store.trunks()))
+        self.lines.load(users, trunks)
 
     async def close(self) -> None:
         self.ua.hangup_all()

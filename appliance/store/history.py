@@ -19,6 +19,7 @@ class SessionRecord:
     custom_data: str
     initiator: str
     log_file: str
+    log_secret: str = ""
     end_date: float | None = None
     finish_reason: str | None = None
 
@@ -71,9 +72,9 @@ class History:
     def session_started(self, r: SessionRecord) -> None:
         self.db.execute(
             "INSERT INTO call_sessions (id, application_id, application_name, rule_id, rule_name, "
-            "start_date, custom_data, initiator, log_file) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "start_date, custom_data, initiator, log_file, log_secret) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (r.id, r.application_id, r.application_name, r.rule_id, r.rule_name, r.start_date,
-             r.custom_data, r.initiator, r.log_file),
+             r.custom_data, r.initiator, r.log_file, r.log_secret),
         )
 
     def session_ended(self, session_id: int, end_date: float, finish_reason: str, custom_data: str) -> None:
@@ -89,7 +90,7 @@ class History:
         r = rows[0]
         return SessionRecord(
             r["id"], r["application_id"], r["application_name"], r["rule_id"], r["rule_name"],
-            r["start_date"], r["custom_data"], r["initiator"], r["log_file"], r["end_date"],
+            r["start_date"], r["custom_data"], r["initiator"], r["log_file"], r["log_secret"], r["end_date"],
             r["finish_reason"],
         )
 

@@ -208,7 +208,7 @@ def start_daemon(procs: Processes, work: Path, script: str) -> Daemon:
     (vox / "scenarios" / "src" / "main.voxengine.js").write_text(script)
     db = Database(data / "voxgate.db")
     try:
-        key = ApiKeys(db).create("calls bench")
+        _, key = ApiKeys(db).create("calls bench")
     finally:
         db.close()
     sip_port, http_port = free_udp_tcp_port(), free_port(socket.SOCK_STREAM)

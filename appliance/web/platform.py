@@ -1,0 +1,162 @@
+"""/platform_api: the management API's front door. Every request goes through, in this order:
+
+1. the source address's rate limit (and its budget of failed authentications);
+2. the parameters (query and form, body at most MAX_BODY_BYTES);
+3. authentication (appliance/web/auth.py), then the key's own rate limit;
+4. the method (appliance/web/methods/*), in one store transaction if it runs on the store's thread;
+5. the reload of what the change touched (routing table, SIP lines, outbound routes);
+6. the audit log, for every method that changes something, done or refused.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from appliance.engine.errors import ScriptSyntaxError
+from appliance.store.db import Conflict, NotFound, StoreError
+from appliance.web.api import (
+    ERR_AUTH,
+    ERR_EXISTS,
+    ERR_INTERNAL,
+    ERR_METHOD,
+    ERR_NOT_FOUND,
+    ERR_PARAMETER,
+    ERR_RATE,
+    ERR_SCRIPT,
+    ERR_TOO_LARGE,
+    Api,
+    ApiError,
+    Method,
+    Params,
+)
+from appliance.web.auth import AuthError, authenticate
+from appliance.web.methods import applications, rules, scenarios, sessions
+from appliance.web.ratelimit import RateLimiter
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 2 * 1024 * 1024  # a 256 K-character scenario, form-encoded, with room to spare
+METHODS: dict[str, Method] = {
+    m.name: m for module in (applications, rules, scenarios, sessions) for m in module.METHODS
+}
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    per_key: float = 20.0  # requests per second, sustained...
+    per_key_burst: float = 100.0  # ...after a burst of this many (voxpush uploads a project in a burst)
+    per_source: float = 40.0
+    per_source_burst: float = 200.0
+    auth_failures_per_minute: float = 10.0  # then the source waits, valid key or not
+
+
+def error_response(error: ApiError, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"error": {"code": error.code, "msg": error.msg}}, status=error.status,
+                             headers=headers)
+
+
+def _rate_limited(wait: float, what: str) -> web.Response:
+    seconds = max(1, math.ceil(wait))
+    return error_response(ApiError(429, ERR_RATE, f"Too many requests {what}: retry in {seconds} s"),
+                          {"Retry-After": str(seconds)})
+
+
+def base_url(request: web.Request) -> str:
+    return f"{request.scheme}://{request.host}"
+
+
+class PlatformApi:
+    def __init__(self, api: Api, limits: RateLimits) -> None:
+        self.api = api
+        self.per_key = RateLimiter(limits.per_key, limits.per_key_burst)
+        self.per_source = RateLimiter(limits.per_source, limits.per_source_burst)
+        failures = limits.auth_failures_per_minute
+        self.auth_failures = RateLimiter(failures / 60.0, failures)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        source = request.remote or ""
+        wait = max(self.per_source.take(source), self.auth_failures.waiting(source))
+        if wait:
+            return _rate_limited(wait, "from this address")
+        try:
+            values = await _params(request)
+        except web.HTTPRequestEntityTooLarge:
+            return error_response(ApiError(413, ERR_TOO_LARGE, f"the request is over {MAX_BODY_BYTES} bytes"))
+        name = request.match_info.get("method") or values.get("cmd", "")
+        try:
+            key_id = await self.api.db.call(authenticate, self.api.keys, values,
+                                            request.headers.get("Authorization", ""))
+        except AuthError as exc:
+            self.auth_failures.take(source)
+            log.warning("management API: %s (from %s, method %r)", exc, source, name[:60])
+            return error_response(ApiError(401, ERR_AUTH, str(exc)))
+        wait = self.per_key.take(key_id)
+        if wait:
+            return _rate_limited(wait, "with this key")
+        if not name:
+            return error_response(ApiError(400, ERR_PARAMETER, "give the method: /platform_api/<Method> or cmd"))
+        method = METHODS.get(name)
+        if method is None:
+            return error_response(ApiError(404, ERR_METHOD, f"unknown method {name[:60]!r}"))
+        params = Params({k: v for k, v in values.items() if k not in ("cmd", "api_key", "account_id")},
+                        key_id=key_id, source=source, base_url=base_url(request))
+        requested = time.time()
+        try:
+            result = await self._run(method, params)
+            error: ApiError | None = None
+        except ApiError as exc:
+            error = exc
+        if method.writes:
+            await self.api.db.call(self.api.audit.write, requested, key_id, source, name, params.values,
+                                   error.code if error else 0, error.msg if error else "")
+        if error is not None:
+            return error_response(error)
+        return web.json_response(result, dumps=_dumps)
+
+    async def _run(self, method: Method, params: Params) -> dict[str, Any]:
+        try:
+            if inspect.iscoroutinefunction(method.handler):
+                result: dict[str, Any] = await method.handler(self.api, params)
+            else:
+                result = await self.api.db.call(self._in_transaction, method, params)
+            if method.reload is not None:
+                await self.api.reload(method.reload)
+            return result
+        except ApiError:
+            raise
+        except ScriptSyntaxError as exc:
+            raise ApiError(400, ERR_SCRIPT, str(exc)) from None
+        except NotFound as exc:
+            raise ApiError(404, ERR_NOT_FOUND, str(exc)) from None
+        except Conflict as exc:
+            raise ApiError(409, ERR_EXISTS, str(exc)) from None
+        except StoreError as exc:
+            raise ApiError(400, ERR_PARAMETER, str(exc)) from None
+        except Exception:
+            log.exception("management API method %s failed", method.name)
+            raise ApiError(500, ERR_INTERNAL, f"{method.name} failed on the box: its log has the details") from None
+
+    def _in_transaction(self, method: Method, params: Params) -> dict[str, Any]:
+        with self.api.db.transaction():
+            result = method.handler(self.api, params)
+            assert isinstance(result, dict)
+            return result
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+async def _params(request: web.Request) -> dict[str, str]:
+    params = dict(request.query)
+    if request.method == "POST" and request.can_read_body:
+        params.update({k: str(v) for k, v in (await request.post()).items()})
+    return params
