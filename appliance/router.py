@@ -137,7 +137,15 @@ class CallRouter:
         self._conferences: dict[tuple[int, str], Session] = {}
 
     def route(self, line: LineIdentity, leg: Leg) -> None:
-        route = self.router.route_leg(leg.callee.number, line.application_id)
+        if line.rule_id is not None:  # a line bound to a rule (a SIP registration's BindSipRegistration)
+            try:
+                route: Route | None = self.router.table.rule(rule_id=line.rule_id)
+            except RoutingError:
+                log.warning("line %s is bound to rule %s, which is gone: the leg is refused", line.name,
+                            line.rule_id)
+                route = None
+        else:
+            route = self.router.route_leg(leg.callee.number, line.application_id)
         if route is None:
             leg.reject(404)
             return

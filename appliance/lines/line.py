@@ -35,6 +35,9 @@ class LineIdentity(Protocol):
     @property
     def application_id(self) -> int | None: ...  # its incoming legs go to this application, or None: all rules
 
+    @property
+    def rule_id(self) -> int | None: ...  # its incoming legs run this rule whatever they dial, or None
+
 
 class Line(LineIdentity, Protocol):
     def status(self) -> dict[str, object]: ...

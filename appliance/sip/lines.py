@@ -66,6 +66,10 @@ class UserLine:
     def application_id(self) -> int | None:
         return self.user.application_id
 
+    @property
+    def rule_id(self) -> int | None:
+        return None
+
     def live(self) -> list[Binding]:
         now = self.ua.clock.monotonic()
         return [b for b in self.bindings if b.expires_at > now]

@@ -68,9 +68,9 @@ class SipService:
         await self.reload()  # after listening: trunks start registering at once
 
     async def reload(self) -> None:
-        """Take SIP users and trunks as the store now has them."""
+        """Take SIP users (the active ones) and trunks as the store now has them."""
         users, trunks = await self.store.db.call(lambda: (self.store.users(), self.store.trunks()))
-        self.lines.load(users, trunks)
+        self.lines.load([u for u in users if u.active], trunks)
 
     async def close(self) -> None:
         self.ua.hangup_all()

@@ -62,7 +62,7 @@ class TrunkLine:
         self.trunk = trunk
         self.ua = ua
         self.resolver = resolver
-        self.account = Account(trunk.username, trunk.password) if trunk.username else None
+        self.account = Account(trunk.auth_user or trunk.username, trunk.password) if trunk.username else None
         self.targets: list[Peer] = []
         self.addresses: set[str] = {trunk.host} if is_ip(trunk.host) else set()
         self.registration = Registration.REGISTERING if trunk.register else Registration.OFF
@@ -89,6 +89,10 @@ class TrunkLine:
     @property
     def application_id(self) -> int | None:
         return self.trunk.application_id
+
+    @property
+    def rule_id(self) -> int | None:
+        return self.trunk.rule_id
 
     @property
     def domain(self) -> str:

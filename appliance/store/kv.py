@@ -75,5 +75,13 @@ class KeyValueStore:
             keys = [k for k in keys if fnmatch.fnmatchcase(k, glob)]
         return keys[:count]
 
+    def items(self, application_id: int, prefix: str, now: float, count: int, offset: int) -> tuple[list[Item], int]:
+        """A page of the live items whose key starts with `prefix`, sorted by key, and how many there are."""
+        rows = self.db.query(
+            "SELECT key, value, expires_at FROM kv WHERE application_id = ? AND expires_at > ? AND "
+            "substr(key, 1, ?) = ? ORDER BY key", (application_id, now, len(prefix), prefix))
+        page = rows[offset:offset + count]
+        return [Item(r["key"], r["value"], int(r["expires_at"])) for r in page], len(rows)
+
     def purge_expired(self, now: float) -> int:
         return self.db.execute("DELETE FROM kv WHERE expires_at <= ?", (now,)).rowcount

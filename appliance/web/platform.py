@@ -38,14 +38,29 @@ from appliance.web.api import (
     Params,
 )
 from appliance.web.auth import AuthError, authenticate
-from appliance.web.methods import applications, rules, scenarios, sessions
+from appliance.web.methods import (
+    account,
+    applications,
+    box,
+    history,
+    rules,
+    scenarios,
+    secrets,
+    sessions,
+    sip_registrations,
+    storage,
+    users,
+)
 from appliance.web.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 2 * 1024 * 1024  # a 256 K-character scenario, form-encoded, with room to spare
 METHODS: dict[str, Method] = {
-    m.name: m for module in (applications, rules, scenarios, sessions) for m in module.METHODS
+    m.name: m
+    for module in (account, applications, rules, scenarios, sessions, users, sip_registrations, history, storage,
+                   secrets, box)
+    for m in module.METHODS
 }
 
 
