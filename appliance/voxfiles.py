@@ -6,7 +6,8 @@
     scenarios/src/<name>.voxengine.js            shared scenarios (voxengine-ci up to 35)
     applications/<app>/scenarios/src/<name>.voxengine.js   per application (voxengine-ci 36 and later)
 
-TypeScript scenarios (.voxengine.ts) are taken from voxengine-ci's build output, scenarios/dist/<name>.js.
+TypeScript scenarios (.voxengine.ts) are taken from the build output of voxengine-ci (and voxpush),
+scenarios/dist/<name>.voxengine.js.
 Everything is read and checked first, every problem reported with its file; only a folder without
 problems is written to the store, in one transaction, so a bad push never leaves half a change.
 """
@@ -85,7 +86,7 @@ def _scenario_files(folder: Path) -> dict[str, Path]:
             found[path.name[: -len(JS_SUFFIX)]] = path
         elif path.name.endswith(TS_SUFFIX):
             name = path.name[: -len(TS_SUFFIX)]
-            found[name] = folder / "dist" / f"{name}.js"
+            found[name] = folder / "dist" / f"{name}{JS_SUFFIX}"
     return found
 
 

@@ -41,6 +41,7 @@ class FakeLine:
     name: str
     kind: str = "sip-trunk"
     application_id: int | None = None
+    rule_id: int | None = None
     dialled: list[tuple[str, Originate]] = field(default_factory=list)
     legs: list[FakeLeg] = field(default_factory=list)
 

@@ -172,10 +172,10 @@ def test_application_without_rules_file(tmp_path: Path, catalog: Catalog) -> Non
 
 def test_typescript_scenario_taken_from_dist(tmp_path: Path, catalog: Catalog) -> None:
     _write(tmp_path / "scenarios" / "src" / "ts.voxengine.ts", "const x: number = 1;\n")
-    _write(tmp_path / "scenarios" / "dist" / "ts.js", "const x = 1;\n")
+    _write(tmp_path / "scenarios" / "dist" / "ts.voxengine.js", "const x = 1;\n")
     _app(tmp_path, "app", rules=[_rule("r", ".*", "ts")])
     files = voxfiles.load(tmp_path, catalog)
-    assert files.scenarios["ts"] == ("scenarios/dist/ts.js", "const x = 1;\n")
+    assert files.scenarios["ts"] == ("scenarios/dist/ts.voxengine.js", "const x = 1;\n")
     assert catalog.scenario(name="ts").script == "const x = 1;\n"
 
 
@@ -185,7 +185,7 @@ def test_typescript_scenario_without_dist_reported(tmp_path: Path, catalog: Cata
     with pytest.raises(VoxfilesError) as info:
         voxfiles.load(tmp_path, catalog)
     assert len(info.value.problems) == 1
-    assert info.value.problems[0].startswith("scenarios/dist/ts.js: missing")
+    assert info.value.problems[0].startswith("scenarios/dist/ts.voxengine.js: missing")
     assert "tsc" in info.value.problems[0]
     assert catalog.applications() == []
 

@@ -17,5 +17,5 @@ class ScriptSyntaxError(EngineError, ValueError):
         self.line = line
         self.column = column
         self.message = message
-        where = f"{filename}:{line}:{column}" if line else filename
+        where = f"{filename}:{line}:{column}" if column else f"{filename}:{line}" if line else filename
         super().__init__(f"{where}: {message}")

@@ -98,10 +98,23 @@ class JsContext:
         if isinstance(result, str):
             message, _, where = result.partition("\n")
             match = _SYNTAX_AT.search(where)
-            line = int(match.group(2)) if match else 0
-            column = int(match.group(3)) if match else 0
-            raise ScriptSyntaxError(filename, line, column, message)
+            if match:
+                raise ScriptSyntaxError(filename, int(match.group(2)), int(match.group(3)), message)
+            raise ScriptSyntaxError(filename, self._first_failing_line(filename, source, result), 0, message)
         return result
+
+    def _first_failing_line(self, filename: str, source: str, error: str) -> int:
+        """The line of an error QuickJS gives no position for (a bad regular expression literal): the
+        shortest run of leading lines that fails the same way ends there (the parser meets it first)."""
+        lines = source.splitlines(keepends=True)
+        low, high = 1, len(lines)
+        while low < high:
+            middle = (low + high) // 2
+            if self._guard.compile("".join(lines[:middle]), filename) == error:
+                high = middle
+            else:
+                low = middle + 1
+        return low if lines else 0
 
     def load_prelude(self) -> ScriptFailure | None:
         for code in _prelude_bytecode(self):

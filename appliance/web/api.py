@@ -159,14 +159,17 @@ class Params:
         offset = self.integer("offset", minimum=0, maximum=max_offset)
         return (default_count if count is None else count), (offset or 0)
 
+    def either(self, first: str, second: str, *, required: bool = True) -> None:
+        """Voximplant's 'one of' pairs: never both; one of them when `required`."""
+        if self.has(first) and self.has(second):
+            raise ApiError(400, ERR_PARAMETER, f"give {first} or {second}, not both")
+        if required and not (self.has(first) or self.has(second)):
+            raise ApiError(400, ERR_PARAMETER, f"{first} or {second} is required")
+
     def one_of(self, id_name: str, name_name: str, *, required: bool = True) -> tuple[int | None, str | None]:
-        """An object given by id or by name (Voximplant's 'one of' pairs): never both."""
-        given_id, given_name = self.has(id_name), self.has(name_name)
-        if given_id and given_name:
-            raise ApiError(400, ERR_PARAMETER, f"give {id_name} or {name_name}, not both")
-        if required and not (given_id or given_name):
-            raise ApiError(400, ERR_PARAMETER, f"{id_name} or {name_name} is required")
-        return self.integer(id_name), (self.values[name_name] if given_name else None)
+        """An object given by id or by name: (id, None) or (None, name); (None, None) if optional and absent."""
+        self.either(id_name, name_name, required=required)
+        return self.integer(id_name), (self.values[name_name] if self.has(name_name) else None)
 
 
 def listing(items: list[Any], total: int, offset: int) -> dict[str, Any]:
@@ -220,6 +223,16 @@ class Api:
         except NotFound:
             raise not_found("application", app_name if app_name is not None else app_id) from None
 
+    def application_filter(self, p: Params) -> tuple[bool, Application | None]:
+        """For listings: (False, None) when the request names an application that does not exist (the
+        listing is then empty, as Voximplant's), else (True, the application or None)."""
+        try:
+            return True, self.optional_application(p)
+        except ApiError as exc:
+            if exc.code != ERR_NOT_FOUND:
+                raise
+            return False, None
+
     def rule(self, p: Params, app: Application | None = None) -> Rule:
         """The rule a request names: rule_id, or rule_name (within `app`, needed when names repeat)."""
         rule_id, rule_name = p.one_of("rule_id", "rule_name")
@@ -241,7 +254,7 @@ class Api:
 
     def scenario_ids(self, p: Params, *, required: bool = True) -> list[int]:
         """Scenarios a request lists by scenario_id or scenario_name (';'-separated), as ids."""
-        p.one_of("scenario_id", "scenario_name", required=required)
+        p.either("scenario_id", "scenario_name", required=required)
         ids = p.ids("scenario_id")
         if ids is not None:
             names: list[str | int] = list(ids)

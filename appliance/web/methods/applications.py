@@ -23,8 +23,8 @@ def add_application(api: Api, p: Params) -> dict[str, Any]:
 
 def get_applications(api: Api, p: Params) -> dict[str, Any]:
     count, offset = p.page()
-    wanted = api.optional_application(p)
-    apps = [wanted] if wanted is not None else api.catalog.applications()
+    matched, wanted = api.application_filter(p)
+    apps = [wanted] if wanted is not None else api.catalog.applications() if matched else []
     with_rules, with_scenarios = p.boolean("with_rules"), p.boolean("with_scenarios")
     page = []
     for app in apps[offset:offset + count]:

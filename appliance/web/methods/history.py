@@ -58,8 +58,10 @@ def get_call_history(api: Api, p: Params) -> dict[str, Any]:
     assert since is not None and until is not None
     if until < since:
         raise ApiError(400, ERR_PARAMETER, "to_date is before from_date")
-    app = api.optional_application(p)
     count, offset = p.page(max_offset=MAX_OFFSET)
+    matched, app = api.application_filter(p)
+    if not matched:
+        return listing([], 0, offset)
     remote = p.names("remote_number_list") or []
     if p.has("remote_number"):
         remote.append(p.text("remote_number"))

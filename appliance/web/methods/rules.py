@@ -40,8 +40,10 @@ def add_rule(api: Api, p: Params) -> dict[str, Any]:
 
 
 def get_rules(api: Api, p: Params) -> dict[str, Any]:
-    app = api.optional_application(p)
     count, offset = p.page()
+    matched, app = api.application_filter(p)
+    if not matched:
+        return listing([], 0, offset)
     rule_id, rule_name = p.integer("rule_id"), p.optional_text("rule_name")
     template = p.text("template")
     video = p.optional_boolean("video_conference")
@@ -73,7 +75,7 @@ def del_rule(api: Api, p: Params) -> dict[str, Any]:
     if ids is None:
         ids = [api.rule(p, app).id]
     else:
-        p.one_of("rule_id", "rule_name")  # both given is an error
+        p.either("rule_id", "rule_name")
         for rule_id in ids:
             api.rule(Params({"rule_id": str(rule_id)}), app)
     for rule_id in ids:

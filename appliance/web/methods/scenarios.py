@@ -46,7 +46,9 @@ def add_scenario(api: Api, p: Params) -> dict[str, Any]:
 def get_scenarios(api: Api, p: Params) -> dict[str, Any]:
     count, offset = p.page()
     scenario_id, name = p.integer("scenario_id"), p.optional_text("scenario_name")
-    app = api.optional_application(p)
+    matched, app = api.application_filter(p)
+    if not matched:
+        return listing([], 0, offset)
     used_by_app: set[int] = set()
     if app is not None:
         for rule in api.catalog.rules(app.id):

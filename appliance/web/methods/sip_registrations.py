@@ -138,7 +138,9 @@ async def get_sip_registrations(api: Api, p: Params) -> dict[str, Any]:
 def _get_sip_registrations(api: Api, p: Params, live: dict[str, dict[str, object]]) -> dict[str, Any]:
     count, offset = p.page()
     wanted_id, username = p.integer("sip_registration_id"), p.optional_text("sip_username")
-    app = api.optional_application(p)
+    matched, app = api.application_filter(p)
+    if not matched:
+        return listing([], 0, offset)
     successful, bound = p.optional_boolean("successful"), p.optional_boolean("is_bound_to_application")
     proxy_part = p.text("proxy")
     rule = api.rule(p, app) if p.has("rule_id") or p.has("rule_name") else None

@@ -46,8 +46,10 @@ async def get_users(api: Api, p: Params) -> dict[str, Any]:
 
 
 def _get_users(api: Api, p: Params, registered: set[str]) -> dict[str, Any]:
-    app = api.optional_application(p)
     count, offset = p.page()
+    matched, app = api.application_filter(p)
+    if not matched:
+        return listing([], 0, offset)
     user_id, name_part = p.integer("user_id"), p.text("user_name")
     display_part, active = p.text("user_display_name"), p.optional_boolean("user_active")
     order = p.text("order_by", default="user_id")
@@ -79,7 +81,7 @@ def del_user(api: Api, p: Params) -> dict[str, Any]:
     app = api.optional_application(p)
     ids = p.ids("user_id")
     if ids is not None:
-        p.one_of("user_id", "user_name")
+        p.either("user_id", "user_name")
         users = [_user(api, Params({"user_id": str(i)}), app) for i in ids]
     else:
         users = [_user(api, Params({"user_name": name}), app) for name in p.names("user_name") or []]
