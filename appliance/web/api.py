@@ -282,4 +282,4 @@ class Method:
     name: str
     handler: Handler
     writes: bool = False  # changes something: audited
-    reload: Reload | None = None  # what to reload after it succeeded
+    reload: tuple[Reload, ...] = ()  # what to reload after it succeeded

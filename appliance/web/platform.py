@@ -142,8 +142,8 @@ class PlatformApi:
                 result: dict[str, Any] = await method.handler(self.api, params)
             else:
                 result = await self.api.db.call(self._in_transaction, method, params)
-            if method.reload is not None:
-                await self.api.reload(method.reload)
+            for what in method.reload:
+                await self.api.reload(what)
             return result
         except ApiError:
             raise

@@ -49,8 +49,9 @@ def del_application(api: Api, p: Params) -> dict[str, Any]:
 
 
 METHODS = [
-    Method("AddApplication", add_application, writes=True, reload=Reload.ROUTING),
+    Method("AddApplication", add_application, writes=True, reload=(Reload.ROUTING,)),
     Method("GetApplications", get_applications),
-    Method("SetApplicationInfo", set_application_info, writes=True, reload=Reload.ROUTING),
-    Method("DelApplication", del_application, writes=True, reload=Reload.ROUTING),
+    Method("SetApplicationInfo", set_application_info, writes=True, reload=(Reload.ROUTING,)),
+    # Lines bound to the application are unbound by the store (ON DELETE SET NULL): they reload too.
+    Method("DelApplication", del_application, writes=True, reload=(Reload.ROUTING, Reload.LINES)),
 ]

@@ -142,11 +142,11 @@ def get_session_log(api: Api, p: Params) -> dict[str, Any]:
 METHODS = [
     Method("GetHealth", get_health),
     Method("GetLines", get_lines),
-    Method("AddOutboundRoute", add_outbound_route, writes=True, reload=Reload.OUTBOUND),
+    Method("AddOutboundRoute", add_outbound_route, writes=True, reload=(Reload.OUTBOUND,)),
     Method("GetOutboundRoutes", get_outbound_routes),
-    Method("SetOutboundRouteInfo", set_outbound_route_info, writes=True, reload=Reload.OUTBOUND),
-    Method("DelOutboundRoute", del_outbound_route, writes=True, reload=Reload.OUTBOUND),
-    Method("ReorderOutboundRoutes", reorder_outbound_routes, writes=True, reload=Reload.OUTBOUND),
+    Method("SetOutboundRouteInfo", set_outbound_route_info, writes=True, reload=(Reload.OUTBOUND,)),
+    Method("DelOutboundRoute", del_outbound_route, writes=True, reload=(Reload.OUTBOUND,)),
+    Method("ReorderOutboundRoutes", reorder_outbound_routes, writes=True, reload=(Reload.OUTBOUND,)),
     Method("DeleteRecord", delete_record, writes=True),
     Method("GetSessionLog", get_session_log),
 ]

@@ -93,9 +93,10 @@ def reorder_rules(api: Api, p: Params) -> dict[str, Any]:
 
 
 METHODS = [
-    Method("AddRule", add_rule, writes=True, reload=Reload.ROUTING),
+    Method("AddRule", add_rule, writes=True, reload=(Reload.ROUTING,)),
     Method("GetRules", get_rules),
-    Method("SetRuleInfo", set_rule_info, writes=True, reload=Reload.ROUTING),
-    Method("DelRule", del_rule, writes=True, reload=Reload.ROUTING),
-    Method("ReorderRules", reorder_rules, writes=True, reload=Reload.ROUTING),
+    Method("SetRuleInfo", set_rule_info, writes=True, reload=(Reload.ROUTING,)),
+    # SIP registrations bound to the rule are unbound by the store (ON DELETE SET NULL): lines reload too.
+    Method("DelRule", del_rule, writes=True, reload=(Reload.ROUTING, Reload.LINES)),
+    Method("ReorderRules", reorder_rules, writes=True, reload=(Reload.ROUTING,)),
 ]

@@ -99,10 +99,10 @@ def reorder_scenarios(api: Api, p: Params) -> dict[str, Any]:
 
 
 METHODS = [
-    Method("AddScenario", add_scenario, writes=True, reload=Reload.ROUTING),
+    Method("AddScenario", add_scenario, writes=True, reload=(Reload.ROUTING,)),
     Method("GetScenarios", get_scenarios),
-    Method("SetScenarioInfo", set_scenario_info, writes=True, reload=Reload.ROUTING),
-    Method("DelScenario", del_scenario, writes=True, reload=Reload.ROUTING),
-    Method("BindScenario", bind_scenario, writes=True, reload=Reload.ROUTING),
-    Method("ReorderScenarios", reorder_scenarios, writes=True, reload=Reload.ROUTING),
+    Method("SetScenarioInfo", set_scenario_info, writes=True, reload=(Reload.ROUTING,)),
+    Method("DelScenario", del_scenario, writes=True, reload=(Reload.ROUTING,)),
+    Method("BindScenario", bind_scenario, writes=True, reload=(Reload.ROUTING,)),
+    Method("ReorderScenarios", reorder_scenarios, writes=True, reload=(Reload.ROUTING,)),
 ]

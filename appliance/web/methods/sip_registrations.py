@@ -181,9 +181,9 @@ def _status_code(detail: str) -> int:
 
 
 METHODS = [
-    Method("CreateSipRegistration", create_sip_registration, writes=True, reload=Reload.LINES),
-    Method("UpdateSipRegistration", update_sip_registration, writes=True, reload=Reload.LINES),
-    Method("BindSipRegistration", bind_sip_registration, writes=True, reload=Reload.LINES),
-    Method("DeleteSipRegistration", delete_sip_registration, writes=True, reload=Reload.LINES),
+    Method("CreateSipRegistration", create_sip_registration, writes=True, reload=(Reload.LINES,)),
+    Method("UpdateSipRegistration", update_sip_registration, writes=True, reload=(Reload.LINES,)),
+    Method("BindSipRegistration", bind_sip_registration, writes=True, reload=(Reload.LINES,)),
+    Method("DeleteSipRegistration", delete_sip_registration, writes=True, reload=(Reload.LINES,)),
     Method("GetSipRegistrations", get_sip_registrations),
 ]

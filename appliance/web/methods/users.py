@@ -93,8 +93,8 @@ def del_user(api: Api, p: Params) -> dict[str, Any]:
 
 
 METHODS = [
-    Method("AddUser", add_user, writes=True, reload=Reload.LINES),
+    Method("AddUser", add_user, writes=True, reload=(Reload.LINES,)),
     Method("GetUsers", get_users),
-    Method("SetUserInfo", set_user_info, writes=True, reload=Reload.LINES),
-    Method("DelUser", del_user, writes=True, reload=Reload.LINES),
+    Method("SetUserInfo", set_user_info, writes=True, reload=(Reload.LINES,)),
+    Method("DelUser", del_user, writes=True, reload=(Reload.LINES,)),
 ]
