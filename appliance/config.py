@@ -151,9 +151,12 @@ def load_config(path: Path | None) -> Config:
     parse_address(config.http.listen, f"{path}: [http].listen")
     if config.http.https_listen:
         parse_address(config.http.https_listen, f"{path}: [http].https_listen")
-    for name in ("rate_per_key", "burst_per_key", "rate_per_source", "burst_per_source", "auth_failures_per_minute"):
+    for name in ("rate_per_key", "rate_per_source"):
         if getattr(config.api, name) <= 0:
             raise ConfigError(f"{path}: [api].{name} must be positive")
+    for name in ("burst_per_key", "burst_per_source", "auth_failures_per_minute"):
+        if getattr(config.api, name) < 1:
+            raise ConfigError(f"{path}: [api].{name} must be at least 1")
     parse_address(config.sip.listen, f"{path}: [sip].listen")
     parse_port_range(config.sip.rtp_ports, f"{path}: [sip].rtp_ports")
     return config

@@ -166,6 +166,12 @@ class History:
                              "ORDER BY id", (session_id,))
         return [(row["id"], RecordRecord(**{k: row[k] for k in RECORD_FIELDS})) for row in rows]
 
+    def secure_records(self, session_id: int) -> bool:
+        """Whether the session's recordings are for key holders only (its application's secure_record_storage)."""
+        rows = self.db.query("SELECT a.secure_record_storage FROM call_sessions s JOIN applications a "
+                             "ON a.id = s.application_id WHERE s.id = ?", (session_id,))
+        return bool(rows and rows[0]["secure_record_storage"])
+
     def record_row(self, *, record_id: int | None = None, url: str | None = None) -> tuple[int, str] | None:
         """(record id, file name) of a recording by id or URL."""
         rows = self.db.query("SELECT id, file_name FROM call_records WHERE id = ? OR url = ?", (record_id, url))

@@ -41,6 +41,7 @@ ERR_RATE = 429  # (429) too many requests: retry after the time given
 ERR_INTERNAL = 500  # (500) the box failed; its log says why
 
 DEFAULT_COUNT = 20
+INT_LIMIT = 2**63
 MAX_COUNT = 1000
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 TRUE = ("true", "1", "yes")
@@ -104,6 +105,8 @@ class Params:
             number = int(value)
         except ValueError:
             raise invalid(name, f"{value[:40]!r} is not a whole number") from None
+        if not -INT_LIMIT < number < INT_LIMIT:  # what SQLite can hold: larger numbers are no one's id
+            raise invalid(name, "out of range")
         if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
             bounds = f"from {minimum}" if maximum is None else f"from {minimum} to {maximum}"
             raise invalid(name, f"must be {bounds}, not {number}")

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 import jwt
@@ -69,7 +70,10 @@ def _check_jwt(keys: ApiKeys, token: str) -> str:
     if str(claims["iss"]) != str(DEFAULT_ACCOUNT_ID):
         raise AuthError("Authorization failed: the token's iss is not this box's account_id")
     iat, exp = claims["iat"], claims["exp"]
-    if not isinstance(iat, int | float) or not isinstance(exp, int | float) or exp - iat > TOKEN_LIFETIME_MAX:
+    # NaN and infinities compare false to everything: they would pass every check below.
+    if not all(isinstance(t, int | float) and math.isfinite(t) for t in (iat, exp)):
+        raise AuthError("Authorization failed: iat and exp must be numbers of seconds")
+    if exp - iat > TOKEN_LIFETIME_MAX:
         raise AuthError(f"Authorization failed: a token may live at most {TOKEN_LIFETIME_MAX} s (exp - iat)")
     if iat > time.time() + CLOCK_SKEW:
         raise AuthError("Authorization failed: the token is issued in the future (check both clocks)")

@@ -55,7 +55,8 @@ from appliance.web.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 2 * 1024 * 1024  # a 256 K-character scenario, form-encoded, with room to spare
+# A 256 K-character scenario, form-encoded: up to 12 bytes a character (a 4-byte UTF-8 one as %XX%XX%XX%XX).
+MAX_BODY_BYTES = 4 * 1024 * 1024
 METHODS: dict[str, Method] = {
     m.name: m
     for module in (account, applications, rules, scenarios, sessions, users, sip_registrations, history, storage,
@@ -84,6 +85,11 @@ def _rate_limited(wait: float, what: str) -> web.Response:
                           {"Retry-After": str(seconds)})
 
 
+def retry_after(error: ApiError) -> dict[str, str] | None:
+    """The Retry-After header of a 429 (its message ends '... retry in N s')."""
+    return {"Retry-After": error.msg.split()[-2]} if error.code == ERR_RATE else None
+
+
 def base_url(request: web.Request) -> str:
     return f"{request.scheme}://{request.host}"
 
@@ -98,7 +104,7 @@ class PlatformApi:
 
     async def handle(self, request: web.Request) -> web.Response:
         source = request.remote or ""
-        wait = max(self.per_source.take(source), self.auth_failures.waiting(source))
+        wait = self.per_source.take(source)
         if wait:
             return _rate_limited(wait, "from this address")
         try:
@@ -107,15 +113,9 @@ class PlatformApi:
             return error_response(ApiError(413, ERR_TOO_LARGE, f"the request is over {MAX_BODY_BYTES} bytes"))
         name = request.match_info.get("method") or values.get("cmd", "")
         try:
-            key_id = await self.api.db.call(authenticate, self.api.keys, values,
-                                            request.headers.get("Authorization", ""))
-        except AuthError as exc:
-            self.auth_failures.take(source)
-            log.warning("management API: %s (from %s, method %r)", exc, source, name[:60])
-            return error_response(ApiError(401, ERR_AUTH, str(exc)))
-        wait = self.per_key.take(key_id)
-        if wait:
-            return _rate_limited(wait, "with this key")
+            key_id = await self.authenticate(request, values, f"method {name[:60]!r}")
+        except ApiError as exc:
+            return error_response(exc, retry_after(exc))
         if not name:
             return error_response(ApiError(400, ERR_PARAMETER, "give the method: /platform_api/<Method> or cmd"))
         method = METHODS.get(name)
@@ -135,6 +135,26 @@ class PlatformApi:
         if error is not None:
             return error_response(error)
         return web.json_response(result, dumps=_dumps)
+
+    async def authenticate(self, request: web.Request, values: dict[str, str], what: str) -> str:
+        """The key_id a request acts with; ApiError 401, or 429 while its source has failed too often or its
+        key is over its rate. Also guards what else needs a key (recordings of secure applications)."""
+        source = request.remote or ""
+        wait = self.auth_failures.waiting(source)
+        if wait:
+            raise ApiError(429, ERR_RATE, f"Too many failed authentications from this address: retry in "
+                           f"{max(1, math.ceil(wait))} s")
+        try:
+            key_id = await self.api.db.call(authenticate, self.api.keys, values,
+                                            request.headers.get("Authorization", ""))
+        except AuthError as exc:
+            self.auth_failures.take(source)
+            log.warning("management API: %s (from %s, %s)", exc, source, what)
+            raise ApiError(401, ERR_AUTH, str(exc)) from None
+        wait = self.per_key.take(key_id)
+        if wait:
+            raise ApiError(429, ERR_RATE, f"Too many requests with this key: retry in {max(1, math.ceil(wait))} s")
+        return key_id
 
     async def _run(self, method: Method, params: Params) -> dict[str, Any]:
         try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import re
 from pathlib import Path
 
 from aiohttp import web
@@ -15,13 +16,15 @@ from aiohttp import web
 from appliance.engine.engine import Engine
 from appliance.engine.recorders import RECORDS_PATH
 from appliance.engine.session import Session
-from appliance.web.platform import MAX_BODY_BYTES, PlatformApi
+from appliance.web.api import ApiError
+from appliance.web.platform import MAX_BODY_BYTES, PlatformApi, error_response, retry_after
 
 log = logging.getLogger(__name__)
 
 ENGINE_KEY = web.AppKey("engine", Engine)
 PLATFORM_KEY = web.AppKey("platform", PlatformApi)
 FOLLOW_POLL_SECONDS = 0.25
+_RECORDING_SESSION = re.compile(r"s(\d{1,18})-")  # recordings are named s<session id>-... (engine/recorders.py)
 
 
 async def session_request(request: web.Request) -> web.StreamResponse:
@@ -105,9 +108,18 @@ def _read_from(path: Path, offset: int) -> bytes:
 
 
 async def recording(request: web.Request) -> web.StreamResponse:
-    """A recording by the unguessable name in its URL (as Voximplant's record URLs are links)."""
-    recordings = request.app[ENGINE_KEY].recordings
+    """A recording by the unguessable name in its URL (as Voximplant's record URLs are links). Those of an
+    application with secure_record_storage also need a key, as the management API takes it."""
+    engine = request.app[ENGINE_KEY]
     name = request.match_info["name"]
+    owner = _RECORDING_SESSION.match(name)
+    secure = owner is not None and await engine.db.call(engine.history.secure_records, int(owner.group(1)))
+    if secure:
+        try:
+            await request.app[PLATFORM_KEY].authenticate(request, dict(request.query), f"recording {name}")
+        except ApiError as exc:
+            return error_response(exc, retry_after(exc))
+    recordings = engine.recordings
     path = recordings.store.directory / name if recordings is not None else None
     if path is None or not path.is_file():
         return web.Response(status=404, text="no such recording (it may have expired)")
@@ -120,7 +132,7 @@ def make_app(engine: Engine, platform: PlatformApi) -> web.Application:
     app[PLATFORM_KEY] = platform
     app.router.add_route("*", "/platform_api", platform.handle)
     app.router.add_route("*", "/platform_api/{method}", platform.handle)
-    app.router.add_route("*", r"/request/{session_id:\d+}/{secret:[0-9a-f]+}{tail:(/.*)?}", session_request)
-    app.router.add_get(r"/logs/session/{session_id:\d+}/{secret:[0-9a-f]{32}}", session_log)
+    app.router.add_route("*", r"/request/{session_id:\d{1,18}}/{secret:[0-9a-f]{1,64}}{tail:(/.*)?}", session_request)
+    app.router.add_get(r"/logs/session/{session_id:\d{1,18}}/{secret:[0-9a-f]{32}}", session_log)
     app.router.add_get(RECORDS_PATH + r"/{name:[A-Za-z0-9_.-]+\.(?:mp3|wav)}", recording)
     return app

@@ -58,9 +58,8 @@ def get_rules(api: Api, p: Params) -> dict[str, Any]:
 
 def set_rule_info(api: Api, p: Params) -> dict[str, Any]:
     rule_id = p.integer("rule_id", required=True)
-    assert rule_id is not None
     _no_key_binding(p)
-    rule = api.rule(p)
+    rule = api.rule(Params({"rule_id": str(rule_id)}))  # rule_name here is the new name
     name = p.optional_text("rule_name", max_chars=RULE_NAME_MAX)
     api.catalog.update_rule(
         rule.id, name=name or None, pattern=p.optional_text("rule_pattern", max_chars=PATTERN_MAX_CHARS) or None,
