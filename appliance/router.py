@@ -31,6 +31,10 @@ class RoutingError(ApplianceError, LookupError):
     """No rule for the request: unknown rule, application, or no match."""
 
 
+class AmbiguousRule(RoutingError):
+    """A rule name several applications use, given without the application."""
+
+
 @dataclass(frozen=True)
 class Route:
     application: Application
@@ -96,7 +100,8 @@ class RoutingTable:
         if not found:
             raise RoutingError("no such rule")
         if len(found) > 1:
-            raise RoutingError("the rule name is used by several applications: give application_name")
+            raise AmbiguousRule("the rule name is used by several applications: give application_id or "
+                                "application_name")
         return found[0]
 
 

@@ -90,7 +90,18 @@ class Database:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK if the block raises."""
+        """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK if the block raises. Inside another transaction (a store
+        call made by a management API method, which runs in one) it is a savepoint of that one."""
+        if self._conn.in_transaction:
+            self._conn.execute("SAVEPOINT inner")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK TO inner")
+                self._conn.execute("RELEASE inner")
+                raise
+            self._conn.execute("RELEASE inner")
+            return
         self._conn.execute("BEGIN IMMEDIATE")
         try:
             yield self._conn

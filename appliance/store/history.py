@@ -65,7 +65,7 @@ class SessionQuery:
 
     since: float
     until: float
-    session_id: int | None = None
+    session_ids: list[int] = field(default_factory=list)
     application_id: int | None = None
     rule_name: str | None = None
     custom_data: str | None = None
@@ -110,7 +110,10 @@ class History:
         """A page of sessions matching the query, by start time, and how many match in all."""
         where = ["s.start_date >= ?", "s.start_date <= ?"]
         args: list[object] = [q.since, q.until]
-        for column, value in (("s.id", q.session_id), ("s.application_id", q.application_id),
+        if q.session_ids:
+            where.append(f"s.id IN ({', '.join('?' * len(q.session_ids))})")
+            args.extend(q.session_ids)
+        for column, value in (("s.application_id", q.application_id),
                               ("s.rule_name", q.rule_name), ("s.custom_data", q.custom_data)):
             if value is not None:
                 where.append(f"{column} = ?")

@@ -24,6 +24,7 @@ class SecretInfo:
     name: str
     description: str
     created: float
+    modified: float
 
 
 def _check(name: str, value: str, description: str) -> None:
@@ -51,9 +52,10 @@ class SecretStore:
         return int(cur.lastrowid or 0)
 
     def infos(self, application_id: int) -> list[SecretInfo]:
-        rows = self.db.query("SELECT rowid, name, description, created FROM secrets WHERE application_id = ? "
-                             "ORDER BY name", (application_id,))
-        return [SecretInfo(r["rowid"], r["name"], r["description"], r["created"]) for r in rows]
+        rows = self.db.query("SELECT rowid, name, description, created, modified FROM secrets "
+                             "WHERE application_id = ? ORDER BY name", (application_id,))
+        return [SecretInfo(r["rowid"], r["name"], r["description"], r["created"], r["modified"] or r["created"])
+                for r in rows]
 
     def find(self, application_id: int, *, secret_id: int | None = None, name: str | None = None) -> SecretInfo:
         for info in self.infos(application_id):
@@ -76,8 +78,8 @@ class SecretStore:
         new_description = current.description if description is None else description
         _check(new_name, new_value, new_description)
         try:
-            self.db.execute("UPDATE secrets SET name = ?, value = ?, description = ? WHERE rowid = ?",
-                            (new_name, new_value, new_description, secret_id))
+            self.db.execute("UPDATE secrets SET name = ?, value = ?, description = ?, modified = ? WHERE rowid = ?",
+                            (new_name, new_value, new_description, time.time(), secret_id))
         except sqlite3.IntegrityError:
             raise Conflict(f"the application already has a secret {new_name!r}") from None
 

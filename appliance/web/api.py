@@ -139,9 +139,12 @@ class Params:
         if items is None:
             return None
         try:
-            return [int(item) for item in items]
+            numbers = [int(item) for item in items]
         except ValueError:
             raise invalid(name, "expected ';'-separated whole numbers") from None
+        if any(not -INT_LIMIT < n < INT_LIMIT for n in numbers):
+            raise invalid(name, "out of range")
+        return numbers
 
     def date(self, name: str, *, required: bool = False) -> float | None:
         """'YYYY-MM-DD HH:MM:SS' (or just the date) in UTC, as Unix seconds."""

@@ -111,6 +111,8 @@ class PlatformApi:
             values = await _params(request)
         except web.HTTPRequestEntityTooLarge:
             return error_response(ApiError(413, ERR_TOO_LARGE, f"the request is over {MAX_BODY_BYTES} bytes"))
+        except (UnicodeDecodeError, ValueError):
+            return error_response(ApiError(400, ERR_PARAMETER, "the parameters are not UTF-8 form or query data"))
         name = request.match_info.get("method") or values.get("cmd", "")
         try:
             key_id = await self.authenticate(request, values, f"method {name[:60]!r}")

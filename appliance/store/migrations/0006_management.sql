@@ -30,5 +30,8 @@ ALTER TABLE sip_users ADD COLUMN modified REAL;
 ALTER TABLE sip_trunks ADD COLUMN rule_id INTEGER REFERENCES rules(id) ON DELETE SET NULL;
 ALTER TABLE sip_trunks ADD COLUMN auth_user TEXT NOT NULL DEFAULT '';
 
+-- When a secret last changed (GetSecrets' modified).
+ALTER TABLE secrets ADD COLUMN modified REAL;
+
 -- A scenario made for one application (AddScenario with application_id) lists under it; NULL: shared.
 ALTER TABLE scenarios ADD COLUMN application_id INTEGER REFERENCES applications(id) ON DELETE SET NULL;

@@ -33,7 +33,7 @@ async def get_lines(api: Api, p: Params) -> dict[str, Any]:
 
 def _route_info(route: OutboundRoute) -> dict[str, Any]:
     info = asdict(route)
-    info["route_id"] = info.pop("id")
+    info["route_id"], info["route_name"] = info.pop("id"), info.pop("name")
     return info
 
 
@@ -76,8 +76,9 @@ def add_outbound_route(api: Api, p: Params) -> dict[str, Any]:
 
 
 def get_outbound_routes(api: Api, p: Params) -> dict[str, Any]:
+    count, offset = p.page()
     routes = api.outbound.list()
-    return listing([_route_info(r) for r in routes], len(routes), 0)
+    return listing([_route_info(r) for r in routes[offset:offset + count]], len(routes), offset)
 
 
 def set_outbound_route_info(api: Api, p: Params) -> dict[str, Any]:

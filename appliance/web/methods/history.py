@@ -62,16 +62,15 @@ def get_call_history(api: Api, p: Params) -> dict[str, Any]:
     matched, app = api.application_filter(p)
     if not matched:
         return listing([], 0, offset)
-    remote = p.names("remote_number_list") or []
-    if p.has("remote_number"):
-        remote.append(p.text("remote_number"))
+    remote = (p.names("remote_number_list") or []) + (p.names("remote_number") or [])
     user_id = p.integer("user_id")
     line = None
     if user_id is not None:
         user = next((u for u in api.sip_lines.users() if u.id == user_id), None)
         line = user.name if user is not None else f"no user {user_id}"
     query = SessionQuery(
-        since, until, session_id=p.integer("call_session_history_id"), application_id=None if app is None else app.id,
+        since, until, session_ids=p.ids("call_session_history_id") or [],
+        application_id=None if app is None else app.id,
         rule_name=p.optional_text("rule_name"), custom_data=p.optional_text("call_session_history_custom_data"),
         remote_numbers=remote, local_number=p.optional_text("local_number"), line=line,
         min_duration=p.integer("min_duration", minimum=0), max_duration=p.integer("max_duration", minimum=0),

@@ -33,8 +33,9 @@ def add_scenario(api: Api, p: Params) -> dict[str, Any]:
     app = api.optional_application(p)
     has_rule = p.has("rule_id") or p.has("rule_name")
     rule = api.rule(p, app) if has_rule else None
+    rewrite = p.boolean("rewrite")
     existing = next((s for s in api.catalog.scenarios() if s.name == name), None)
-    if existing is not None and p.boolean("rewrite"):
+    if existing is not None and rewrite:
         scenario = api.catalog.update_scenario(existing.id, script=script)
     else:
         scenario = api.catalog.add_scenario(name, script, None if app is None else app.id)

@@ -28,7 +28,7 @@ def get_secrets(api: Api, p: Params) -> dict[str, Any]:
     part = p.text("secret_name_part")
     found = [s for s in api.secrets.infos(app.id) if part.lower() in s.name.lower()]
     return listing([{"secret_id": s.id, "secret_name": s.name, "description": s.description,
-                     "created": api_date(s.created), "modified": api_date(s.created)}
+                     "created": api_date(s.created), "modified": api_date(s.modified)}
                     for s in found[offset:offset + count]], len(found), offset)
 
 

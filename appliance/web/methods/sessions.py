@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from appliance.engine import limits
-from appliance.router import RoutingError
-from appliance.web.api import ERR_NOT_FOUND, Api, ApiError, Method, Params
+from appliance.router import AmbiguousRule, RoutingError
+from appliance.web.api import ERR_NOT_FOUND, ERR_PARAMETER, Api, ApiError, Method, Params
 
 
 async def start_scenarios(api: Api, p: Params) -> dict[str, Any]:
@@ -17,6 +17,8 @@ async def start_scenarios(api: Api, p: Params) -> dict[str, Any]:
     try:
         route = api.router.table.rule(rule_id=p.integer("rule_id"), rule_name=p.optional_text("rule_name"),
                                       application_id=app_id, application_name=app_name)
+    except AmbiguousRule as exc:
+        raise ApiError(400, ERR_PARAMETER, str(exc)) from None
     except RoutingError as exc:
         raise ApiError(404, ERR_NOT_FOUND, str(exc)) from None
     spec = route.spec(custom_data, await api.router.secrets(route), initiator=f"StartScenarios from {p.source}")

@@ -9,6 +9,8 @@ from typing import Any
 from appliance.store.kv import KEY_MAX_CHARS, TTL_MAX_SECONDS, VALUE_MAX_CHARS, Item
 from appliance.web.api import ERR_PARAMETER, Api, ApiError, Method, Params, listing, not_found
 
+DEFAULT_TTL_SECONDS = 2_592_000  # 30 days, as Voximplant's SetKeyValueItem (0 keeps the longest, 90 days)
+
 
 def _item(item: Item) -> dict[str, Any]:
     return {"key": item.key, "value": item.value, "expires_at": item.expire_at}
@@ -31,7 +33,8 @@ def set_key_value_item(api: Api, p: Params) -> dict[str, Any]:
             raise ApiError(400, ERR_PARAMETER, f"expires_at must be in the next {TTL_MAX_SECONDS} seconds")
     if "value" not in p.values:
         raise ApiError(400, ERR_PARAMETER, "value is required")
-    item = api.kv.put(app.id, _key(p), p.text("value", max_chars=VALUE_MAX_CHARS), ttl or 0, now)
+    item = api.kv.put(app.id, _key(p), p.text("value", max_chars=VALUE_MAX_CHARS),
+                      DEFAULT_TTL_SECONDS if ttl is None else ttl, now)
     return {"result": _item(item)}
 
 
