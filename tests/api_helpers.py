@@ -12,13 +12,13 @@ import itertools
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-from daemon_helpers import Daemon, create_api_key, free_port, running_daemon
+from daemon_helpers import Daemon, create_api_key, free_port, running_daemon, wait_until
 from sip_helpers import running, sipp_in_background, stop_pid
 
 # Error codes of {"error": {"code", "msg"}} (appliance/web/api.py).
@@ -169,18 +169,8 @@ class Api:
             entry = self.history(session_id, with_calls=True, with_records=True)
             return entry["duration"] is not None
 
-        assert wait_for(ended, timeout), f"session {session_id} did not end within {timeout} s: {entry}"
+        assert wait_until(ended, timeout), f"session {session_id} did not end within {timeout} s: {entry}"
         return entry
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
 
 
 def get_url(url: str, timeout: float = 10.0, **kwargs: Any) -> httpx.Response:
@@ -304,4 +294,4 @@ def registrar(work: Path) -> Iterator[int]:
         yield port
     finally:
         stop_pid(pid)
-        assert wait_for(lambda: not running(pid), 10), "sipp did not stop"
+        assert wait_until(lambda: not running(pid), 10), "sipp did not stop"

@@ -33,10 +33,9 @@ from api_helpers import (
     post_url,
     reply_scenario,
     unique,
-    wait_for,
 )
 from cryptography.hazmat.primitives.asymmetric import rsa
-from daemon_helpers import Daemon, create_api_key
+from daemon_helpers import Daemon, create_api_key, wait_until
 
 from appliance.web.platform import MAX_BODY_BYTES, METHODS
 
@@ -437,7 +436,7 @@ def test_get_health_counts_sessions(api: Api) -> None:
     assert ask_session(url) == "up"
     assert api.ok("GetHealth")["result"]["sessions"] == before["sessions"] + 1
     post_url(url, "stop")
-    assert wait_for(lambda: api.ok("GetHealth")["result"]["sessions"] == before["sessions"], 10)
+    assert wait_until(lambda: api.ok("GetHealth")["result"]["sessions"] == before["sessions"], 10)
 
 
 def test_get_lines_lists_users_and_trunks_live(api: Api) -> None:

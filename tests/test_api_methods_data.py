@@ -22,9 +22,8 @@ from api_helpers import (
     ask_session,
     post_url,
     unique,
-    wait_for,
 )
-from daemon_helpers import Daemon
+from daemon_helpers import Daemon, wait_until
 
 MISSING_ID = 987654
 TTL_MAX = 7_776_000  # 90 days
@@ -88,7 +87,7 @@ def test_an_expired_item_is_gone(api: Api) -> None:
     def expired() -> bool:
         return api.call("GetKeyValueItem", application_id=app_id, key="brief2").status == 404
 
-    assert wait_for(expired, 5.0, 0.2)
+    assert wait_until(expired, 5.0, 0.2)
     api.fails("GetKeyValueItem", 404, ERR_NOT_FOUND, application_id=app_id, key="brief")
     assert api.ok("GetKeyValueItems", application_id=app_id)["total_count"] == 1
     assert [k["key"] for k in api.ok("GetKeyValueKeys", application_id=app_id)["result"]] == ["lasting"]
@@ -198,7 +197,7 @@ VoxEngine.addEventListener(AppEvents.HttpRequest, (e) => {
     rule_id, _ = api.rule(app_id, scenario_id=scenario_id)
     _, url = api.start(rule_id)
     try:
-        assert wait_for(lambda: ask_session(url) == "from the API / stored", 5.0), ask_session(url)
+        assert wait_until(lambda: ask_session(url) == "from the API / stored", 5.0), ask_session(url)
     finally:
         post_url(url, "stop")
     item = api.ok("GetKeyValueItem", application_id=app_id, key="reply")["result"]

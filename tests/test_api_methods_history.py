@@ -33,9 +33,8 @@ from api_helpers import (
     post_url,
     room_scenario,
     unique,
-    wait_for,
 )
-from daemon_helpers import Daemon
+from daemon_helpers import Daemon, wait_until
 
 MISSING_ID = 987654
 
@@ -325,10 +324,10 @@ def test_log_file_url_follows_a_running_session(api: Api) -> None:
     reader.start()
     try:
         assert ask_session(access_url, "first mark") == "ok"
-        assert wait_for(lambda: "got first mark" in "".join(received), 5), received
+        assert wait_until(lambda: "got first mark" in "".join(received), 5), received
         assert not done.is_set(), "the stream ended while the session runs"
         assert ask_session(access_url, "second mark") == "ok"
-        assert wait_for(lambda: "got second mark" in "".join(received), 5), received
+        assert wait_until(lambda: "got second mark" in "".join(received), 5), received
     finally:
         post_url(access_url, "stop")
     assert done.wait(10), "the stream did not end with the session"

@@ -25,9 +25,8 @@ from api_helpers import (
     api_daemon,
     registrar,
     unique,
-    wait_for,
 )
-from daemon_helpers import Daemon, free_port
+from daemon_helpers import Daemon, free_port, wait_until
 from sip_helpers import SIPP
 
 MISSING_ID = 987654
@@ -214,7 +213,7 @@ def test_a_registration_registers_with_the_registrar(api: Api, tmp_path: Path) -
         def registered() -> bool:
             return bool(registration(api, registration_id)["successful"])
 
-        assert wait_for(registered, 10, 0.1), registration(api, registration_id)
+        assert wait_until(registered, 10, 0.1), registration(api, registration_id)
         info = registration(api, registration_id)
         assert {k: info[k] for k in ("sip_username", "proxy", "auth_user", "status_code", "error_message",
                                      "in_progress", "application_id", "application_name", "rule_id",

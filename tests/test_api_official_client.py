@@ -26,9 +26,8 @@ from api_helpers import (
     registrar,
     room_scenario,
     unique,
-    wait_for,
 )
-from daemon_helpers import Daemon, run_appliance
+from daemon_helpers import Daemon, run_appliance, wait_until
 from sip_helpers import SIPP
 from voximplant.apiclient.client import VoximplantAPI, VoximplantException  # type: ignore[import-untyped]
 
@@ -212,7 +211,7 @@ def test_sip_registrations(client: Any, tmp_path: Path) -> None:
             [info] = client.get_sip_registrations(sip_registration_id=registration_id)["result"]
             return bool(info["successful"])
 
-        assert wait_for(registered, 10, 0.1)
+        assert wait_until(registered, 10, 0.1)
         [info] = client.get_sip_registrations(sip_username=username, successful=True)["result"]
         assert (info["sip_registration_id"], info["status_code"], info["application_id"]) == (
             registration_id, 200, app_id)
@@ -221,7 +220,7 @@ def test_sip_registrations(client: Any, tmp_path: Path) -> None:
                                             bind=True)["result"] == 1
         [info] = client.get_sip_registrations(sip_registration_id=registration_id)["result"]
         assert (info["auth_user"], info["rule_id"]) == ("auth-user", rule_id)
-        assert wait_for(registered, 10, 0.1)  # registered again with the new settings
+        assert wait_until(registered, 10, 0.1)  # registered again with the new settings
         assert client.bind_sip_registration(sip_registration_id=registration_id, bind=False)["result"] == 1
         assert client.get_sip_registrations(sip_registration_id=registration_id)["result"][0]["rule_id"] is None
         raises(107, lambda: client.create_sip_registration(username, "127.0.0.1", outbound_proxy="10.0.0.1"))
@@ -247,7 +246,7 @@ def test_call_history_and_delete_record(client: Any, daemon: Daemon) -> None:
                                           with_records=True)["result"]
         return entry["duration"] is not None
 
-    assert wait_for(ended, 10, 0.1), entry
+    assert wait_until(ended, 10, 0.1), entry
     assert isinstance(entry["start_date"], datetime.datetime) and entry["custom_data"] == "cdr"
     [call] = entry["calls"]
     assert call["remote_number"] == room and call["successful"] is True
