@@ -364,6 +364,9 @@ def test_easy_process_forwards_early_media_talk_and_hang_up(tmp_path: Path, hang
         assert "CALL_PROGRESS" in early_events or "CALL_RINGING" in early_events, early_events
         assert "in Ringing" not in lines and "out Ringing" in lines and "out AudioStarted" in lines, lines
         assert lines.index("out AudioStarted") < lines.index("out Connected") < lines.index("in Connected"), lines
+        # The history row is written just after the log line, on the store's thread.
+        ended = "SELECT 1 FROM call_sessions WHERE end_date IS NOT NULL"
+        assert wait_until(lambda: bool(db_rows(daemon.db_path, ended)), 10)
         sessions = db_rows(daemon.db_path, "SELECT id, end_date FROM call_sessions")
         legs = db_rows(daemon.db_path, "SELECT incoming, kind, codec, duration, code, answer_date IS NOT NULL "
                                        "FROM call_legs WHERE session_id = 1 ORDER BY incoming")
