@@ -21,6 +21,8 @@ import httpx
 from daemon_helpers import Daemon, create_api_key, free_port, running_daemon, wait_until
 from sip_helpers import running, sipp_in_background, stop_pid
 
+from tools.voxpush.api import form
+
 # Error codes of {"error": {"code", "msg"}} (appliance/web/api.py).
 ERR_AUTH, ERR_PARAMETER, ERR_NOT_FOUND, ERR_METHOD, ERR_EXISTS = 100, 101, 102, 103, 104
 ERR_SCRIPT, ERR_TOO_LARGE, ERR_UNSUPPORTED = 105, 106, 107
@@ -100,17 +102,7 @@ class Api:
 
     def call(self, cmd: str, **params: object) -> Answer:
         """The method with these parameters (None: left out; bool: true/false; lists: ';'-joined)."""
-        data = {"account_id": "1", "api_key": self.key}
-        for name, value in params.items():
-            if value is None:
-                continue
-            if isinstance(value, bool):
-                data[name] = "true" if value else "false"
-            elif isinstance(value, list | tuple):
-                data[name] = ";".join(str(v) for v in value)
-            else:
-                data[name] = str(value)
-        return self.raw("POST", f"/{cmd}", data=data)
+        return self.raw("POST", f"/{cmd}", data={"account_id": "1", "api_key": self.key, **form(params)})
 
     def ok(self, cmd: str, **params: object) -> dict[str, Any]:
         """A successful call's answer."""

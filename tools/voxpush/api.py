@@ -176,7 +176,7 @@ def _sed_escape(text: str) -> str:
 # Transport
 
 
-def _form(params: Mapping[str, Any]) -> dict[str, str]:
+def form(params: Mapping[str, Any]) -> dict[str, str]:
     """Voximplant's conventions: booleans true/false, lists ';'-separated, None left out."""
     out: dict[str, str] = {}
     for key, value in params.items():
@@ -256,7 +256,7 @@ class Client:
         """One Management API method; its JSON answer, or ApiError."""
         if self.creds is None:
             raise VoxpushError("no credentials")
-        body = urllib.parse.urlencode({"cmd": cmd, **_form(params)})
+        body = urllib.parse.urlencode({"cmd": cmd, **form(params)})
         for attempt in range(RATE_LIMIT_RETRIES + 1):
             headers = {"Authorization": f"Bearer {make_token(self.creds)}",
                        "Content-Type": "application/x-www-form-urlencoded"}
