@@ -53,6 +53,9 @@ def test_settings_from_env_file_and_environment(tmp_path: Path, monkeypatch: pyt
         tmp_path / "keys/sa.json", tmp_path / "files", "gw.local:9443")
     monkeypatch.setenv("VOX_CI_HOST", "other")  # as with dotenv, the environment wins
     assert load_settings(tmp_path).host == "other"
+    (tmp_path / ".env").write_bytes(b"VOX_CI_ROOT_PATH=\xff\xfe\n")
+    with pytest.raises(VoxpushError, match="cannot read"):
+        load_settings(tmp_path)
 
 
 def test_both_layouts(tmp_path: Path) -> None:
@@ -172,6 +175,9 @@ def test_parse_host() -> None:
     assert parse_host("https://gw.local/platform_api") == ("gw.local", 8443)
     with pytest.raises(VoxpushError, match="only https"):
         parse_host("http://gw.local")
+    for bad in ("https://[bad", "[bad", "gw.local:99999", ""):
+        with pytest.raises(VoxpushError, match="invalid host"):
+            parse_host(bad)
     assert normalize_fingerprint("sha256:" + "ab:" * 31 + "ab") == "SHA256:" + "AB" * 32
     with pytest.raises(VoxpushError, match="invalid fingerprint"):
         normalize_fingerprint("SHA256:abc")

@@ -73,12 +73,12 @@ def make_token(creds: Credentials, now: float | None = None) -> str:
 def parse_host(text: str) -> tuple[str, int]:
     """HOST, HOST:PORT, [V6]:PORT or https://HOST[:PORT][/...] -> (host, port)."""
     text = text.strip()
-    if "://" in text:
-        url = urllib.parse.urlsplit(text)
-        if url.scheme != "https":
-            raise VoxpushError(f"{text}: only https:// is supported")
-        text = url.netloc
     try:
+        if "://" in text:
+            url = urllib.parse.urlsplit(text)
+            if url.scheme != "https":
+                raise VoxpushError(f"{text}: only https:// is supported")
+            text = url.netloc
         url = urllib.parse.urlsplit(f"//{text}")
         host, port = url.hostname, url.port
     except ValueError as exc:

@@ -42,7 +42,10 @@ class Settings:
 def load_settings(cwd: Path) -> Settings:
     """dotenv semantics as voxengine-ci has them: the environment wins over .env, then the defaults."""
     env_path = cwd / ".env"
-    values = {k: v for k, v in dotenv_values(env_path).items() if v} if env_path.is_file() else {}
+    try:
+        values = {k: v for k, v in dotenv_values(env_path).items() if v} if env_path.is_file() else {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise VoxpushError(f"{env_path}: cannot read: {exc}") from None
 
     def get(name: str) -> str | None:
         return os.environ.get(name) or values.get(name)
