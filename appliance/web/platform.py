@@ -40,13 +40,17 @@ from appliance.web.api import (
 from appliance.web.auth import AuthError, authenticate
 from appliance.web.methods import (
     account,
+    admins,
     applications,
     box,
+    diagnostics,
     history,
+    monitor,
     rules,
     scenarios,
     secrets,
     sessions,
+    settings,
     sip_registrations,
     storage,
     users,
@@ -60,7 +64,7 @@ MAX_BODY_BYTES = 4 * 1024 * 1024
 METHODS: dict[str, Method] = {
     m.name: m
     for module in (account, applications, rules, scenarios, sessions, users, sip_registrations, history, storage,
-                   secrets, box)
+                   secrets, box, monitor, diagnostics, settings, admins)
     for m in module.METHODS
 }
 

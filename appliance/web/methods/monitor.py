@@ -1,0 +1,5 @@
+"""(being written)"""
+
+from appliance.web.api import Method
+
+METHODS: list[Method] = []
