@@ -7,11 +7,11 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 # Debian packages: compilers and headers for the C parts (our QuickJS companion, systemd-python),
-# the real SIP peers the tests run against, and tsc for TypeScript scenarios (voxpush builds them as
+# the real SIP peers the tests run against, chromium for the panel's browser tests, and tsc for TypeScript scenarios (voxpush builds them as
 # voxengine-ci does).
 DEB_PACKAGES := gcc libc6-dev pkg-config libsystemd-dev python3-dev python3-venv \
 	sip-tester baresip-core kamailio sipvicious sipsak \
-	rtpengine-daemon espeak-ng sox node-typescript
+	rtpengine-daemon espeak-ng sox node-typescript chromium
 
 .PHONY: run test deps lint bench clean
 

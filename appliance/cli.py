@@ -1,5 +1,5 @@
 """The `appliance` command: run the daemon, run scenarios offline, manage API keys, SIP lines and
-outbound routes."""
+outbound routes, back up and restore the configuration."""
 
 from __future__ import annotations
 
@@ -90,10 +90,84 @@ def _parser() -> argparse.ArgumentParser:
                      help="the caller ID shown: the scenario's (default), a fixed number, or none")
     add.add_argument("--international", action="store_true", help="allow numbers starting with + or 00")
     add.add_argument("--max-calls", type=int, default=0, metavar="N", help="calls at once (default 0: no limit)")
+    _guard_options(add)
+    change = route_sub.add_parser("set", help="change a route's guards (the options given)")
+    change.add_argument("name")
+    change.add_argument("--international", action=argparse.BooleanOptionalAction, default=None,
+                        help="allow numbers starting with + or 00, or not")
+    change.add_argument("--max-calls", type=int, metavar="N", help="calls at once (0: no limit)")
+    _guard_options(change, defaults=False)
     route_remove = route_sub.add_parser("remove", help="remove a route by name")
     route_remove.add_argument("name")
     route.epilog = "A running appliance picks up changes on SIGHUP (systemctl reload voxgate)."
+
+    backup = sub.add_parser("backup", help="save the whole configuration (store, TLS certificate, box id) in a file")
+    backup.add_argument("--data-dir", type=Path, required=True)
+    backup.add_argument("--output", type=Path, metavar="FILE",
+                        help="the file to write (default: ./voxgate-<box>-<date>.vgbackup); never overwritten")
+    restore = sub.add_parser("restore", help="replace the configuration with a backup's (the daemon must be stopped)")
+    restore.add_argument("--data-dir", type=Path, required=True)
+    restore.add_argument("file", type=Path, metavar="FILE")
+    restore.epilog = ("Stop the daemon first (systemctl stop voxgate): it shares the store. A running box restores "
+                      "through the management API (RestoreBackup) instead.")
     return parser
+
+
+def _backup(args: argparse.Namespace) -> int:
+    import os
+    import time
+
+    from appliance import backup
+    from appliance.store.db import Database
+
+    if args.command == "restore":
+        pid = backup.daemon_using(args.data_dir)
+        if pid is not None:
+            raise ApplianceError(f"process {pid} (a running daemon) has the store of {args.data_dir} open: stop it "
+                                 "first (systemctl stop voxgate), or restore through the API (RestoreBackup)")
+        try:
+            data = args.file.read_bytes()
+        except OSError as exc:
+            raise ApplianceError(f"cannot read {args.file}: {exc.strerror or exc}") from None
+        db = Database(args.data_dir / "voxgate.db")
+        try:
+            summary = backup.restore(db, args.data_dir, data)
+        finally:
+            db.close()
+        print(f"restored the backup of {summary.box_name or '?'} made "
+              f"{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(summary.created))} UTC into {args.data_dir}: "
+              + ", ".join(f"{table} {rows}" for table, rows in summary.tables.items()))
+        return 0
+    if not (args.data_dir / "voxgate.db").exists():
+        raise ApplianceError(f"{args.data_dir} has no store (voxgate.db): nothing to back up")
+    db = Database(args.data_dir / "voxgate.db")
+    try:
+        now = time.time()
+        name = backup.box_name(db)
+        data = backup.make(db, args.data_dir, name=name, now=now)
+    finally:
+        db.close()
+    target: Path = args.output or Path(backup.file_name(name, now))
+    try:
+        # Readable by its owner only: a backup holds passwords, secrets and the TLS key.
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+    except OSError as exc:
+        raise ApplianceError(f"cannot write {target}: {exc.strerror or exc}") from None
+    print(f"backup of {name} written to {target} ({len(data)} bytes; it holds passwords and keys: keep it safe)")
+    return 0
+
+
+def _guard_options(parser: argparse.ArgumentParser, *, defaults: bool = True) -> None:
+    """The toll-fraud guards of `route add` and `route set`."""
+    parser.add_argument("--hours", default="" if defaults else None, metavar="WINDOWS",
+                        help="when the route may be used, in the box's local time, e.g. "
+                             "'mon-fri 08:00-20:00, sat 09:00-13:00' ('' or left out: always)")
+    parser.add_argument("--max-duration", type=int, default=0 if defaults else None, metavar="SECONDS",
+                        help="hang calls up this long after they connect (0: no limit)")
+    parser.add_argument("--max-calls-per-hour", type=int, default=0 if defaults else None, metavar="N",
+                        help="calls put through in any 60 minutes; then the route is skipped (0: no limit)")
 
 
 def _sip(args: argparse.Namespace) -> int:
@@ -201,7 +275,7 @@ def _callerid(text: str) -> tuple[str, str]:
 
 
 def _route(args: argparse.Namespace) -> int:
-    from appliance.store.db import Database
+    from appliance.store.db import Database, NotFound
     from appliance.store.routes import OutboundRouteStore
 
     db = Database(args.data_dir / "voxgate.db")
@@ -211,8 +285,17 @@ def _route(args: argparse.Namespace) -> int:
             policy, value = args.callerid
             route = store.add(args.name, args.pattern, args.line, strip_digits=args.strip, prepend=args.prepend,
                               callerid_policy=policy, callerid_value=value, international=args.international,
-                              max_concurrent=args.max_calls)
+                              max_concurrent=args.max_calls, hours=args.hours, max_duration=args.max_duration,
+                              max_calls_per_hour=args.max_calls_per_hour)
             print(f"outbound route {route.name} -> line {route.line}")
+        elif args.route_command == "set":
+            found = [r for r in store.list() if r.name == args.name]
+            if not found:
+                raise NotFound(f"no outbound route {args.name!r}")
+            given = {"international": args.international, "max_concurrent": args.max_calls, "hours": args.hours,
+                     "max_duration": args.max_duration, "max_calls_per_hour": args.max_calls_per_hour}
+            store.update(found[0].id, **{k: v for k, v in given.items() if v is not None})
+            print(f"outbound route {args.name} changed")
         elif args.route_command == "remove":
             store.remove(args.name)
             print(f"removed outbound route {args.name}")
@@ -225,6 +308,9 @@ def _route(args: argparse.Namespace) -> int:
                     f"callerid {callerid}",
                     "international" if r.international else "",
                     f"at most {r.max_concurrent} calls" if r.max_concurrent else "",
+                    f"hours {r.hours}" if r.hours else "",
+                    f"calls cut after {r.max_duration} s" if r.max_duration else "",
+                    f"at most {r.max_calls_per_hour} calls per hour" if r.max_calls_per_hour else "",
                     "" if r.enabled else "disabled",
                 ]
                 print(f"route  {r.name}: {r.pattern} -> {r.line} ({', '.join(d for d in details if d)})")
@@ -265,6 +351,8 @@ def main(argv: list[str] | None = None) -> int:
             return _sip(args)
         if args.command == "route":
             return _route(args)
+        if args.command in ("backup", "restore"):
+            return _backup(args)
         return _run(args)
     except ApplianceError as exc:
         print(f"appliance {args.command}: {exc}", file=sys.stderr)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.errors import ConfigError
+from appliance.supervisor.metrics import MIN_SAMPLE_SECONDS, SAMPLE_SECONDS
 
 DEFAULT_DATA_DIR = Path("/var/lib/voxgate")
 SIM_DATA_DIR = Path("data")
@@ -23,6 +24,9 @@ SIM_DATA_DIR = Path("data")
 class ApplianceSection:
     name: str = "voxgate"
     data_dir: str = ""
+    # Apply the panel's system settings (time zone: `timedatectl set-timezone`) to the host. Off by default:
+    # only a real box owns its system; in simulation and tests the settings are kept in the store only.
+    apply_system_settings: bool = False
 
 
 @dataclass
@@ -79,6 +83,13 @@ class DiscoverySection:
 
 
 @dataclass
+class MonitorSection:
+    """The dashboard's figures (appliance.supervisor.metrics): a sample every sample_seconds, the last hour kept."""
+
+    sample_seconds: float = SAMPLE_SECONDS
+
+
+@dataclass
 class LogSection:
     level: str = "info"
 
@@ -92,6 +103,7 @@ class Config:
     api: ApiSection = field(default_factory=ApiSection)
     discovery: DiscoverySection = field(default_factory=DiscoverySection)
     log: LogSection = field(default_factory=LogSection)
+    monitor: MonitorSection = field(default_factory=MonitorSection)
 
     def data_dir(self, sim: bool) -> Path:
         if self.appliance.data_dir:
@@ -157,6 +169,8 @@ def load_config(path: Path | None) -> Config:
     for name in ("burst_per_key", "burst_per_source", "auth_failures_per_minute"):
         if getattr(config.api, name) < 1:
             raise ConfigError(f"{path}: [api].{name} must be at least 1")
+    if config.monitor.sample_seconds < MIN_SAMPLE_SECONDS:
+        raise ConfigError(f"{path}: [monitor].sample_seconds must be at least {MIN_SAMPLE_SECONDS}")
     parse_address(config.sip.listen, f"{path}: [sip].listen")
     parse_port_range(config.sip.rtp_ports, f"{path}: [sip].rtp_ports")
     return config

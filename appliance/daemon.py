@@ -30,6 +30,7 @@ from appliance.media.ports import RtpPorts
 from appliance.media.recording import RecordingStore
 from appliance.router import CallRouter, Router
 from appliance.sip.service import SipService
+from appliance.store.admins import AdminUsers
 from appliance.store.apikeys import ApiKeys
 from appliance.store.audit import AuditLog
 from appliance.store.catalog import Catalog
@@ -38,6 +39,7 @@ from appliance.store.kv import KeyValueStore
 from appliance.store.routes import OutboundRouteStore
 from appliance.store.secrets import SecretStore
 from appliance.store.sip import SipLineStore, new_password
+from appliance.supervisor.metrics import Metrics, engine_counts
 from appliance.supervisor.notify import Watchdog, notify
 from appliance.tasks import TaskSet
 from appliance.web.api import Api, Reload
@@ -141,7 +143,7 @@ async def _listen(runner: web.AppRunner, address: str, what: str, ssl_context: s
 
 
 async def run(config: Config, *, data_dir: Path, sim: bool, voxfiles_dir: Path | None = None) -> int:
-    setup_logging(config.log.level)
+    system_log = setup_logging(config.log.level)
     try:
         data_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 (start-up, before serving anything)
     except OSError as exc:
@@ -155,6 +157,7 @@ async def run(config: Config, *, data_dir: Path, sim: bool, voxfiles_dir: Path |
     media: MediaServices | None = None
     call_router: CallRouter | None = None
     announcer: Announcer | None = None
+    metrics: Metrics | None = None
     try:
         catalog = Catalog(db, check_script)
         if voxfiles_dir is not None:
@@ -188,11 +191,15 @@ async def run(config: Config, *, data_dir: Path, sim: bool, voxfiles_dir: Path |
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         loop.add_signal_handler(signal.SIGHUP, lambda: tasks.spawn(reloader.all_lines()))
+        metrics = Metrics(engine_counts(engine, media.plane), sample_seconds=config.monitor.sample_seconds)
+        metrics.start()
         api = Api(
             db=db, account_name=config.appliance.name, catalog=catalog, router=router, engine=engine,
-            keys=ApiKeys(db), audit=AuditLog(db), kv=engine.kv, secrets=SecretStore(db), sip_lines=sip_store,
+            keys=ApiKeys(db), admins=AdminUsers(db), audit=AuditLog(db), kv=engine.kv, secrets=SecretStore(db),
+            sip_lines=sip_store,
             outbound=route_store, history=engine.history, recordings=media.records,
             health=_health(engine, sip, media), line_status=lambda: _line_status(sip), reload=reloader.reload,
+            metrics=metrics, sip_trace=sip.trace, system_log=system_log,
         )
         limits = config.api
         platform = PlatformApi(api, RateLimits(limits.rate_per_key, limits.burst_per_key, limits.rate_per_source,
@@ -227,6 +234,8 @@ async def run(config: Config, *, data_dir: Path, sim: bool, voxfiles_dir: Path |
         if announcer is not None:
             await announcer.close()
         await watchdog.close()
+        if metrics is not None:
+            await metrics.close()
         await tasks.close()
         if sip is not None:
             await sip.close()

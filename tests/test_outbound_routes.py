@@ -1,6 +1,7 @@
 """Outbound routes: kept in the store (checked when written), picked for a dialled number (order,
 rewrite, caller ID, international guard, concurrency limit), dialled through a line, and managed with
-`appliance route ...`.
+`appliance route ...`. The toll-fraud guards (opening hours, calls per hour, call length) are
+tested in test_route_guards.py.
 
 The lines here are fakes that record what they are asked to dial: real trunk dialling is tested with
 the SIP trunk tests.
@@ -8,6 +9,7 @@ the SIP trunk tests.
 
 from __future__ import annotations
 
+import itertools
 import re
 import subprocess
 import sys
@@ -26,6 +28,7 @@ from appliance.store.db import Conflict, Database, NotFound, StoreError
 from appliance.store.routes import OutboundRoute, OutboundRouteStore
 
 ROOT = Path(__file__).resolve().parent.parent
+_leg_ids = itertools.count(1)
 
 
 @dataclass
@@ -34,6 +37,7 @@ class FakeLeg:
 
     state: LegState = LegState.PROGRESSING
     kind: str = "sip"
+    id: str = field(default_factory=lambda: f"leg-{next(_leg_ids)}")
 
 
 @dataclass
@@ -207,9 +211,11 @@ def test_caller_id_policies(store: OutboundRouteStore, policy: str, value: str, 
 @pytest.mark.parametrize("number", ["+14155550100", "0014155550100", "+1 (415) 555-0100"])
 def test_international_numbers_need_a_route_that_allows_them(store: OutboundRouteStore, number: str) -> None:
     store.add("domestic", r"\+?\d+", "itsp")
-    with pytest.raises(DialError, match="International calls are not allowed on route domestic") as info:
+    with pytest.raises(DialError) as info:
         _pick(store, number)
-    assert info.value.code == 403
+    assert (info.value.code, info.value.reason) == (
+        403, "International calls are not allowed on route 'domestic' "
+             "(numbers starting with + or 00 need a route with the international option on)")
     store.add("abroad", r"(\+|00)1\d{10}", "itsp2", international=True)
     assert _pick(store, number).route.name == "abroad"
 
@@ -305,11 +311,21 @@ def test_cli_adds_lists_and_removes_routes(tmp_path: Path) -> None:
     assert _route(data, "add", "abroad", "--pattern", r"(\+|00)\d+", "--line", "itsp2", "--callerid",
                   "fixed:74957770000", "--international", "--max-calls", "4") == (
         0, "outbound route abroad -> line itsp2\n")
-    assert _route(data, "add", "quiet", "--pattern", r"\d+", "--line", "gsm1", "--callerid", "anonymous")[0] == 0
+    assert _route(data, "add", "quiet", "--pattern", r"\d+", "--line", "gsm1", "--callerid", "anonymous",
+                  "--hours", "mon-fri 08:00-20:00", "--max-duration", "600", "--max-calls-per-hour", "30")[0] == 0
     assert _route(data, "list") == (0, (
         "route  local: 8\\d{10} -> itsp (strip 1, prepend +7, callerid pass)\n"
         "route  abroad: (\\+|00)\\d+ -> itsp2 (callerid fixed:74957770000, international, at most 4 calls)\n"
-        "route  quiet: \\d+ -> gsm1 (callerid anonymous)\n"))
+        "route  quiet: \\d+ -> gsm1 (callerid anonymous, hours mon-fri 08:00-20:00, calls cut after 600 s, "
+        "at most 30 calls per hour)\n"))
+    assert _route(data, "set", "abroad", "--no-international", "--hours", "sat 09:00-13:00", "--max-duration",
+                  "60") == (0, "outbound route abroad changed\n")
+    assert _route(data, "set", "quiet", "--hours", "", "--max-calls-per-hour", "0") == (
+        0, "outbound route quiet changed\n")
+    assert _route(data, "list")[1].splitlines()[1:] == [
+        "route  abroad: (\\+|00)\\d+ -> itsp2 (callerid fixed:74957770000, at most 4 calls, hours sat 09:00-13:00, "
+        "calls cut after 60 s)",
+        "route  quiet: \\d+ -> gsm1 (callerid anonymous, calls cut after 600 s)"]
     assert _route(data, "remove", "abroad") == (0, "removed outbound route abroad\n")
     status, out = _route(data, "remove", "abroad")
     assert status == 2 and "no outbound route 'abroad'" in out
@@ -326,4 +342,12 @@ def test_cli_refuses_bad_routes_clearly(tmp_path: Path) -> None:
     assert status == 2 and "outbound route 'dup' already exists" in out
     status, out = _route(data, "add", "cid", "--pattern", "1", "--line", "itsp", "--callerid", "fixed:")
     assert status == 2 and "'fixed:': expected pass, fixed:NUMBER or anonymous" in out
+    status, out = _route(data, "add", "late", "--pattern", "1", "--line", "itsp", "--hours", "mon-fri 08:00-25:00")
+    assert status == 2 and out == ("appliance route: outbound route 'late': invalid hours 'mon-fri 08:00-25:00': "
+                                   "'25:00' in '08:00-25:00' is not a time of day (00:00 to 23:59; 24:00 may end "
+                                   "a window)\n"), out
+    status, out = _route(data, "set", "dup", "--max-duration", "-5")
+    assert status == 2 and "max_duration must be from 0 (no limit) to 86400, not -5" in out, out
+    status, out = _route(data, "set", "nope", "--max-duration", "5")
+    assert status == 2 and "no outbound route 'nope'" in out, out
     assert _route(data, "list") == (0, "route  dup: 1 -> itsp (callerid pass)\n")

@@ -99,11 +99,19 @@ class SessionCalls:
     def __len__(self) -> int:
         return len(self._legs)
 
+    def live(self) -> list[tuple[str, _Tracked]]:
+        """Every live leg with the id its JS Call has, and when it started and was answered (for the panel)."""
+        return list(self._legs.items())
+
     def unit_of(self, call_id: str) -> str | None:
         """The media unit of a call's leg, once the leg has one."""
         tracked = self._legs.get(call_id)
         media = tracked.leg.media if tracked is not None else None
         return media.id if media is not None else None
+
+    def sip_call_ids(self) -> list[str]:
+        """The SIP Call-IDs of its live legs (for the SIP trace); legs of other kinds have none."""
+        return [found for tracked in self._legs.values() if (found := sip_call_id(tracked.leg))]
 
     def attach_incoming(self, leg: Leg) -> None:
         self._attempts += 1
@@ -123,6 +131,7 @@ class SessionCalls:
         if leg.state in (LegState.ALERTING, LegState.PROGRESSING):
             tracked.no_answer = clock.call_later(no_answer_seconds, leg_gives_up(leg))
         self._legs[call_id] = tracked
+        self._session.engine.calls_started += 1
         leg.on_event = lambda event: self._on_event(call_id, tracked, event)
         self._count_changed(len(self._legs))
 
@@ -219,12 +228,18 @@ class SessionCalls:
             duration=round(leg.duration), code=event.code, reason=event.reason,
             codec=str(media.get("codec") or ""), lost_percent=_number(media.get("lost_percent")),
             jitter_ms=_number(media.get("jitter_ms")), remote_lost_percent=_number(media.get("remote_lost_percent")),
-            remote_jitter_ms=_number(media.get("remote_jitter_ms")),
+            remote_jitter_ms=_number(media.get("remote_jitter_ms")), sip_call_id=sip_call_id(leg),
         ))
 
 
 def leg_gives_up(leg: Leg) -> Callable[[], None]:
     return lambda: leg.give_up(408, "Request Timeout")
+
+
+def sip_call_id(leg: Leg) -> str:
+    """A SIP leg's dialog Call-ID, '' for other legs (the engine does not otherwise look at SIP)."""
+    found = getattr(leg, "sip_call_id", "")
+    return found if isinstance(found, str) else ""
 
 
 def _number(value: object) -> float | None:

@@ -60,6 +60,7 @@ class Engine:
         self.base_url = base_url
         self.log_dir = log_dir
         self.sessions: dict[int, Session] = {}
+        self.calls_started = 0  # legs sessions took since start (the panel's figure)
         self.dialer: Dialer | None = None  # the lines scripts call out through (set once they are up)
         self.conferences: Conferences | None = None  # where callConference goes (the call router)
         self.plane: MediaPlane | None = None  # where calls' audio is routed and mixed (set once it runs)

@@ -1,7 +1,8 @@
 """The engine's `Dialer` on a box: where scripts' outgoing calls go.
 
 `callPSTN` numbers go through the outbound routes to the line each route names (SIP trunks today;
-GSM and analog lines join `lines()` when they exist); `callSIP` and `callUser` go to the SIP lines.
+GSM and analog lines join `lines()` when they exist), under the routes' toll-fraud guards (opening
+hours, calls per hour, call length, international calls); `callSIP` and `callUser` go to the SIP lines.
 """
 
 from __future__ import annotations
@@ -25,3 +26,7 @@ class LineDialer:
         if kind == "pstn":
             return self.routes.dial(to, options, self.lines())
         return self._sip.dial(kind, to, options, out_proxy)
+
+    def close(self) -> None:
+        """Stop the routes' timers (max_duration); safe twice."""
+        self.routes.close()

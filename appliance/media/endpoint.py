@@ -131,6 +131,9 @@ class RtpEndpoint:
         self.remote_fraction_lost = 0.0
         self.remote_jitter_ms = 0.0
         self.round_trip_ms: float | None = None
+        self.remote_packets_lost: int | None = None  # cumulative, as the peer's last report says; None: no report
+        self.remote_expected = 0  # packets of ours the peer expected by that report
+        self._first_seq = (self._seq + 1) & 0xFFFF
         # Bad input, by kind: counts, and what was last reported.
         self.errors: dict[str, int] = {}
         self._reported: dict[str, tuple[float, int]] = {}
@@ -292,6 +295,8 @@ class RtpEndpoint:
     def _their_view(self, block: rtcp.ReceptionReport, now: float) -> None:
         self.remote_fraction_lost = block.fraction_lost * 100 / 256
         self.remote_jitter_ms = block.jitter * 1000 / 8000
+        self.remote_packets_lost = block.packets_lost
+        self.remote_expected = max(0, block.highest_sequence - self._first_seq + 1)
         rtt = rtcp.round_trip_time(block, rtcp.ntp_middle32(rtcp.ntp_timestamp(self._wall(now))))
         if rtt is not None:
             self.round_trip_ms = rtt * 1000
@@ -407,6 +412,31 @@ class RtpEndpoint:
             self._report(self._now())
         self._loop.remove_reader(self._rtp.fileno())
         self._loop.remove_reader(self._rtcp.fileno())
+
+    @property
+    def quality(self) -> dict[str, dict[str, float | int | None]]:
+        """Call quality both ways, for the panel. `local`: what we measure of the peer's stream (RFC 3550
+        A.3 loss, A.8 jitter). `remote`: what the peer's last RTCP report said of ours (None until one
+        came), and the round trip measured from it. loss_percent is over the whole call;
+        fraction_lost_percent over the last report interval."""
+        stats = self.stats
+        lost, expected = stats.cumulative_lost, stats.expected
+        local: dict[str, float | int | None] = {
+            "packets_received": stats.packets, "packets_lost": lost,
+            "loss_percent": round(100 * max(0, lost) / expected, 2) if expected else 0.0,
+            "fraction_lost_percent": round(stats.fraction_lost_percent, 2), "jitter_ms": round(stats.jitter_ms, 2),
+        }
+        remote_lost = self.remote_packets_lost
+        reported = remote_lost is not None
+        remote: dict[str, float | int | None] = {
+            "packets_sent": self.packets_sent, "packets_lost": remote_lost,
+            "loss_percent": (round(100 * max(0, remote_lost) / self.remote_expected, 2) if self.remote_expected
+                             else 0.0) if remote_lost is not None else None,
+            "fraction_lost_percent": round(self.remote_fraction_lost, 2) if reported else None,
+            "jitter_ms": round(self.remote_jitter_ms, 2) if reported else None,
+            "round_trip_ms": round(self.round_trip_ms, 3) if self.round_trip_ms is not None else None,
+        }
+        return {"local": local, "remote": remote}
 
     @property
     def summary(self) -> dict[str, object]:

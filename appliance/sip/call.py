@@ -120,6 +120,11 @@ class SipCall(HeldEvents):
     def duration(self) -> float:
         return 0.0 if self.connected_at is None else self.ua.clock.monotonic() - self.connected_at
 
+    @property
+    def sip_call_id(self) -> str:
+        """The Call-ID of its INVITE and dialog ('' while an outgoing call's INVITE is not yet made)."""
+        return self._invite.call_id if self._invite is not None else ""
+
     # Incoming: set up by the user agent from an INVITE
 
     def accept_invite(self, invite: Request, tx: ServerTransaction, local_to: NameAddr) -> None:

@@ -21,6 +21,7 @@ from appliance.sip.dns import SipResolver
 from appliance.sip.guard import GuardLimits, SourceGuard
 from appliance.sip.lines import IncomingCalls, SipLines
 from appliance.sip.stack import SipStack
+from appliance.sip.trace import SipTrace
 from appliance.sip.transport import Transports
 from appliance.sip.useragent import UserAgent
 from appliance.store.sip import SipLineStore
@@ -56,6 +57,8 @@ class SipService:
         self.ua = UserAgent(self.stack, clock, plane, self.lines)
         self.lines.ua = self.ua
         self.transports: Transports = self.stack.transports
+        self.trace = SipTrace(clock.time)  # the recent messages by Call-ID (GetSipTrace)
+        self.transports.trace = self.trace
 
     async def start(self, incoming: IncomingCalls) -> None:
         self.lines.incoming_calls = incoming

@@ -74,6 +74,8 @@ class SipStack:
         except SipParseError as exc:
             self._bad(str(exc), peer)
             return
+        if self.transports.trace is not None:
+            self.transports.trace.received(message.call_id, data, peer)
         if isinstance(message, Response):
             self._response(message)
         else:
@@ -160,6 +162,8 @@ class SipStack:
         if connection is not None:
             def over_stream(data: bytes) -> None:
                 if connection.transport is not None:
+                    if self.transports.trace is not None:
+                        self.transports.trace.sent(data, peer)
                     connection.send(data)
                 else:  # the connection is gone: open one to the same address
                     self.transports.send(data, peer)

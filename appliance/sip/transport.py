@@ -16,10 +16,13 @@ import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from appliance.sip.message import MAX_MESSAGE_BYTES
 from appliance.tasks import TaskSet
+
+if TYPE_CHECKING:
+    from appliance.sip.trace import SipTrace
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +177,7 @@ class Transports:
         self._client_tls = client_tls
         self._pending: dict[Peer, list[bytes]] = {}
         self._tasks = TaskSet("sip transports")
+        self.trace: SipTrace | None = None  # keeps what is sent (the stack adds what it parsed)
 
     async def listen(self, host: str, port: int, tls: ssl.SSLContext | None = None) -> None:
         """UDP and TCP on host:port (port 0: one free port for both), and TLS on the next port."""
@@ -213,6 +217,8 @@ class Transports:
 
     def send(self, data: bytes, peer: Peer, failed: Callable[[], None] | None = None) -> None:
         """Send now, or as soon as a stream connection is open; `failed` hears of a refused connection."""
+        if self.trace is not None:
+            self.trace.sent(data, peer)
         if peer.transport == "udp":
             udp = self._udp.get(family_of(peer.host))
             if udp is None:

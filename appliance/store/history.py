@@ -45,6 +45,7 @@ class LegRecord:
     jitter_ms: float | None = None
     remote_lost_percent: float | None = None
     remote_jitter_ms: float | None = None
+    sip_call_id: str = ""  # a SIP leg's dialog, to find its SIP trace
 
 
 @dataclass(frozen=True)

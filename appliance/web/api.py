@@ -16,8 +16,11 @@ from enum import Enum
 from typing import Any
 
 from appliance.engine.engine import Engine
+from appliance.logs import SystemLog
 from appliance.media.recording import RecordingStore
 from appliance.router import Router
+from appliance.sip.trace import SipTrace
+from appliance.store.admins import AdminUsers
 from appliance.store.apikeys import ApiKeys
 from appliance.store.audit import AuditLog
 from appliance.store.catalog import Application, Catalog, Rule
@@ -27,6 +30,7 @@ from appliance.store.kv import KeyValueStore
 from appliance.store.routes import OutboundRouteStore
 from appliance.store.secrets import SecretStore
 from appliance.store.sip import SipLineStore
+from appliance.supervisor.metrics import Metrics
 
 # Error codes of the {"error": {"code", "msg"}} answers (HTTP status in brackets).
 ERR_AUTH = 100  # (401) no or wrong credentials
@@ -37,6 +41,7 @@ ERR_EXISTS = 104  # (409) the name is taken
 ERR_SCRIPT = 105  # (400) the scenario does not compile: file, line and message
 ERR_TOO_LARGE = 106  # (413) the request body is over the limit
 ERR_UNSUPPORTED = 107  # (400) a Voximplant feature this box does not have
+ERR_FORBIDDEN = 108  # (403) the caller's role may not do this (web panel users)
 ERR_RATE = 429  # (429) too many requests: retry after the time given
 ERR_INTERNAL = 500  # (500) the box failed; its log says why
 
@@ -201,6 +206,7 @@ class Api:
     router: Router
     engine: Engine
     keys: ApiKeys
+    admins: AdminUsers
     audit: AuditLog
     kv: KeyValueStore
     secrets: SecretStore
@@ -212,6 +218,9 @@ class Api:
     health: Callable[[], dict[str, object]]
     line_status: Callable[[], list[dict[str, object]]]
     reload: Callable[[Reload], Awaitable[None]]
+    metrics: Metrics  # the dashboard's figures, sampled on the loop
+    sip_trace: SipTrace | None = None  # the SIP messages of recent calls, by Call-ID (on the loop)
+    system_log: SystemLog | None = None  # the daemon's latest log records (any thread)
 
     def application(self, p: Params, name_name: str = "application_name") -> Application:
         """The application a request names by application_id or `name_name` (one of them is required)."""

@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,7 @@ from appliance.store.db import Conflict, NotFound, StoreError
 from appliance.web.api import (
     ERR_AUTH,
     ERR_EXISTS,
+    ERR_FORBIDDEN,
     ERR_INTERNAL,
     ERR_METHOD,
     ERR_NOT_FOUND,
@@ -124,23 +126,36 @@ class PlatformApi:
             return error_response(exc, retry_after(exc))
         if not name:
             return error_response(ApiError(400, ERR_PARAMETER, "give the method: /platform_api/<Method> or cmd"))
+        values = {k: v for k, v in values.items() if k not in ("cmd", "api_key", "account_id")}
+        try:
+            result = await self.call(name, values, key_id=key_id, source=source, base_url=base_url(request))
+        except ApiError as exc:
+            return error_response(exc)
+        return web.json_response(result, dumps=_dumps)
+
+    async def call(self, name: str, values: dict[str, str], *, key_id: str, source: str, base_url: str,
+                   allowed: Callable[[Method], bool] = lambda method: True) -> dict[str, Any]:
+        """Run one method for a caller already authenticated as key_id (an API key, or the web panel's
+        "panel:<user>"), audit it if it writes; its answer, or ApiError. `allowed` is the caller's role."""
         method = METHODS.get(name)
         if method is None:
-            return error_response(ApiError(404, ERR_METHOD, f"unknown method {name[:60]!r}"))
-        params = Params({k: v for k, v in values.items() if k not in ("cmd", "api_key", "account_id")},
-                        key_id=key_id, source=source, base_url=base_url(request))
+            raise ApiError(404, ERR_METHOD, f"unknown method {name[:60]!r}")
+        params = Params(values, key_id=key_id, source=source, base_url=base_url)
         requested = time.time()
+        error: ApiError | None = None
+        result: dict[str, Any] = {}
         try:
+            if not allowed(method):
+                raise ApiError(403, ERR_FORBIDDEN, f"{name} is not allowed to this user's role")
             result = await self._run(method, params)
-            error: ApiError | None = None
         except ApiError as exc:
             error = exc
         if method.writes:
             await self.api.db.call(self.api.audit.write, requested, key_id, source, name, params.values,
                                    error.code if error else 0, error.msg if error else "")
         if error is not None:
-            return error_response(error)
-        return web.json_response(result, dumps=_dumps)
+            raise error
+        return result
 
     async def authenticate(self, request: web.Request, values: dict[str, str], what: str) -> str:
         """The key_id a request acts with; ApiError 401, or 429 while its source has failed too often or its

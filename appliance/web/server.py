@@ -17,6 +17,8 @@ from appliance.engine.engine import Engine
 from appliance.engine.recorders import RECORDS_PATH
 from appliance.engine.session import Session
 from appliance.web.api import ApiError
+from appliance.web.panel import add_panel
+from appliance.web.panel.core import PANEL_KEY
 from appliance.web.platform import MAX_BODY_BYTES, PlatformApi, error_response, retry_after
 
 log = logging.getLogger(__name__)
@@ -114,7 +116,7 @@ async def recording(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
     owner = _RECORDING_SESSION.match(name)
     secure = owner is not None and await engine.db.call(engine.history.secure_records, int(owner.group(1)))
-    if secure:
+    if secure and not await _panel_user(request):
         try:
             await request.app[PLATFORM_KEY].authenticate(request, dict(request.query), f"recording {name}")
         except ApiError as exc:
@@ -126,6 +128,11 @@ async def recording(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(path, headers={"Content-Type": "audio/mpeg" if name.endswith(".mp3") else "audio/wav"})
 
 
+async def _panel_user(request: web.Request) -> bool:
+    """Whether a signed-in panel user asks (the panel plays recordings in the page)."""
+    return (await request.app[PANEL_KEY].visitor(request)).session is not None
+
+
 def make_app(engine: Engine, platform: PlatformApi) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[ENGINE_KEY] = engine
@@ -134,5 +141,6 @@ def make_app(engine: Engine, platform: PlatformApi) -> web.Application:
     app.router.add_route("*", "/platform_api/{method}", platform.handle)
     app.router.add_route("*", r"/request/{session_id:\d{1,18}}/{secret:[0-9a-f]{1,64}}{tail:(/.*)?}", session_request)
     app.router.add_get(r"/logs/session/{session_id:\d{1,18}}/{secret:[0-9a-f]{32}}", session_log)
+    add_panel(app, platform)
     app.router.add_get(RECORDS_PATH + r"/{name:[A-Za-z0-9_.-]+\.(?:mp3|wav)}", recording)
     return app

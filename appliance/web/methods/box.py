@@ -1,7 +1,7 @@
-"""The appliance's own methods (not Voximplant's): its health, lines, outbound routes, recordings and
+"""The appliance's own methods (not Voximplant's): its lines, outbound routes, recordings and
 session logs. Same conventions as the rest of the API.
 
-GetHealth, GetLines, AddOutboundRoute, GetOutboundRoutes, SetOutboundRouteInfo, DelOutboundRoute,
+GetLines, AddOutboundRoute, GetOutboundRoutes, SetOutboundRouteInfo, DelOutboundRoute,
 ReorderOutboundRoutes, GetSessionLog; and Voximplant's DeleteRecord.
 """
 
@@ -11,15 +11,17 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from appliance.store.routes import CALLERID_POLICIES, OutboundRoute
-from appliance.web.api import ERR_PARAMETER, Api, ApiError, Method, Params, Reload, listing, not_found
+from appliance.store.routes import (
+    CALLERID_POLICIES,
+    HOURS_MAX_CHARS,
+    MAX_CALLS_PER_HOUR_LIMIT,
+    MAX_DURATION_LIMIT,
+    Hours,
+    OutboundRoute,
+)
+from appliance.web.api import ERR_PARAMETER, Api, ApiError, Method, Params, Reload, invalid, listing, not_found
 
 LOG_CHUNK_MAX = 1 << 20  # bytes of a session log per GetSessionLog answer
-
-
-async def get_health(api: Api, p: Params) -> dict[str, Any]:
-    """The box's vital counts: sessions, their calls, lines' calls, the media plane."""
-    return {"result": api.health()}
 
 
 async def get_lines(api: Api, p: Params) -> dict[str, Any]:
@@ -59,6 +61,16 @@ def _route_fields(p: Params) -> dict[str, Any]:
     for name in ("strip_digits", "max_concurrent"):
         if p.has(name):
             fields[name] = p.integer(name, minimum=0, maximum=1000)
+    for name, limit in (("max_duration", MAX_DURATION_LIMIT), ("max_calls_per_hour", MAX_CALLS_PER_HOUR_LIMIT)):
+        if p.has(name):
+            fields[name] = p.integer(name, minimum=0, maximum=limit)
+    if "hours" in p.values:  # '' clears them: always open
+        hours = p.text("hours", max_chars=HOURS_MAX_CHARS)
+        try:
+            Hours.parse(hours)
+        except ValueError as exc:
+            raise invalid("hours", str(exc)) from None
+        fields["hours"] = hours
     for name in ("international", "enabled"):
         if p.has(name):
             fields[name] = p.boolean(name)
@@ -141,7 +153,6 @@ def get_session_log(api: Api, p: Params) -> dict[str, Any]:
 
 
 METHODS = [
-    Method("GetHealth", get_health),
     Method("GetLines", get_lines),
     Method("AddOutboundRoute", add_outbound_route, writes=True, reload=(Reload.OUTBOUND,)),
     Method("GetOutboundRoutes", get_outbound_routes),
