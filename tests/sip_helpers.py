@@ -12,7 +12,7 @@ import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from daemon_helpers import HOST, Daemon, read_text
+from daemon_helpers import HOST, Daemon, free_port, read_text
 
 from appliance.clock import VirtualClock
 from appliance.sip.message import Request, Response, parse_message
@@ -121,3 +121,109 @@ class Wire(Transports):
 
     def send(self, data: bytes, peer: Peer, failed: Callable[[], None] | None = None) -> None:
         self.sent.append((self.clock.time(), peer, parse_message(data)))
+
+
+# A caller that waits for the box to hang up (sipp_caller). MEDIA is the port its SDP offers.
+UAC_XML = """\
+<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="uac waits for BYE">
+  <send retrans="500">
+    <![CDATA[
+
+      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: "CALLER_NAME" <sip:CALLER@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: <sip:CALLER@[local_ip]:[local_port];transport=[transport]>
+      Max-Forwards: 70
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio MEDIA RTP/AVP 0
+      a=rtpmap:0 PCMU/8000
+
+    ]]>
+  </send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="183" optional="true"/>
+  <recv response="200" rtd="true"/>
+  <send>
+    <![CDATA[
+
+      ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: "CALLER_NAME" <sip:CALLER@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Contact: <sip:CALLER@[local_ip]:[local_port];transport=[transport]>
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv request="BYE" timeout="20000"/>
+  <send>
+    <![CDATA[
+
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+    ]]>
+  </send>
+</scenario>
+"""
+
+
+@contextlib.contextmanager
+def sipp_caller(work: Path, sip_port: int, number: str, caller: str, caller_name: str,
+                media_port: int | None = None) -> Iterator[subprocess.Popen[str]]:
+    """sipp calling `number` from `caller` ("caller_name" in From) and waiting for a BYE (exits 0 once it got
+    one). Its SDP offers `media_port`, or its own media port where it echoes RTP back (`-rtp_echo`). Stopped
+    on the way out."""
+    assert SIPP is not None
+    own_media = free_port()
+    xml = work / f"uac-{number}.xml"
+    media = str(media_port) if media_port is not None else "[media_port]"
+    xml.write_text(UAC_XML.replace("MEDIA", media).replace("CALLER_NAME", caller_name).replace("CALLER", caller))
+    args = [SIPP, "-sf", str(xml), f"{HOST}:{sip_port}", "-s", number, "-m", "1", "-p", str(free_port()),
+            "-mp", str(own_media), "-i", HOST, "-nostdin", "-timeout", "30", "-timeout_error", "-trace_err"]
+    if media_port is None:
+        args.append("-rtp_echo")
+    proc = subprocess.Popen(args, cwd=work, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def sipp_got_bye(proc: subprocess.Popen[str], timeout: float = 15.0) -> None:
+    try:
+        code = proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"sipp got no BYE within {timeout} s") from None
+    output = proc.stdout.read() if proc.stdout is not None else ""
+    assert code == 0, output[-3000:]

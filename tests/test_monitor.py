@@ -16,7 +16,6 @@ import contextlib
 import random
 import socket
 import struct
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,8 +23,8 @@ from typing import Any
 
 import pytest
 from api_helpers import ERR_NOT_FOUND, ERR_PARAMETER, Api, api_daemon, reply_scenario, unique
-from daemon_helpers import HOST, Daemon, async_wait_until, free_port, wait_until
-from sip_helpers import SIPP, with_local_trunk
+from daemon_helpers import HOST, Daemon, async_wait_until, wait_until
+from sip_helpers import sipp_caller, sipp_got_bye, with_local_trunk
 
 from appliance.config import load_config
 from appliance.errors import ConfigError
@@ -181,72 +180,6 @@ VoxEngine.addEventListener(AppEvents.CallAlerting, (e) => {
 });
 """
 
-# A caller that waits for the box to hang up. MEDIA is the port its SDP offers.
-UAC_XML = """\
-<?xml version="1.0" encoding="ISO-8859-1" ?>
-<!DOCTYPE scenario SYSTEM "sipp.dtd">
-<scenario name="uac waits for BYE">
-  <send retrans="500">
-    <![CDATA[
-
-      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: "CALLER_NAME" <sip:CALLER@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>
-      Call-ID: [call_id]
-      CSeq: 1 INVITE
-      Contact: <sip:CALLER@[local_ip]:[local_port];transport=[transport]>
-      Max-Forwards: 70
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-      v=0
-      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[media_ip_type] [media_ip]
-      t=0 0
-      m=audio MEDIA RTP/AVP 0
-      a=rtpmap:0 PCMU/8000
-
-    ]]>
-  </send>
-  <recv response="100" optional="true"/>
-  <recv response="180" optional="true"/>
-  <recv response="183" optional="true"/>
-  <recv response="200" rtd="true"/>
-  <send>
-    <![CDATA[
-
-      ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: "CALLER_NAME" <sip:CALLER@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-      [last_To:]
-      Call-ID: [call_id]
-      CSeq: 1 ACK
-      Contact: <sip:CALLER@[local_ip]:[local_port];transport=[transport]>
-      Max-Forwards: 70
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <recv request="BYE" timeout="20000"/>
-  <send>
-    <![CDATA[
-
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-
-    ]]>
-  </send>
-</scenario>
-"""
-
-
 def answering_rule(api: Api) -> tuple[str, str, str]:
     """An application whose rule answers calls to a number of its own: (number, application, rule)."""
     number = str(random.randrange(10**8, 10**9))
@@ -254,45 +187,6 @@ def answering_rule(api: Api) -> tuple[str, str, str]:
     _, scenario = api.scenario(ANSWER)
     _, rule_name = api.rule(app_id, pattern=number, scenario_name=scenario)
     return number, app_name, rule_name
-
-
-@contextlib.contextmanager
-def sipp_caller(work: Path, daemon: Daemon, number: str, media_port: int | None = None) -> Iterator[
-        subprocess.Popen[str]]:
-    """sipp calling `number` and waiting for a BYE (exits 0 once it got one). Its SDP offers `media_port`, or
-    its own media port where it echoes RTP back (`-rtp_echo`). Stopped on the way out."""
-    assert SIPP is not None
-    own_media = free_port()
-    xml = work / f"uac-{number}.xml"
-    media = str(media_port) if media_port is not None else "[media_port]"
-    xml.write_text(UAC_XML.replace("MEDIA", media).replace("CALLER_NAME", CALLER_NAME).replace("CALLER", CALLER))
-    args = [SIPP, "-sf", str(xml), f"{HOST}:{daemon.sip_port}", "-s", number, "-m", "1", "-p", str(free_port()),
-            "-mp", str(own_media), "-i", HOST, "-nostdin", "-timeout", "30", "-timeout_error", "-trace_err"]
-    if media_port is None:
-        args.append("-rtp_echo")
-    proc = subprocess.Popen(args, cwd=work, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-        if proc.stdout is not None:
-            proc.stdout.close()
-
-
-def sipp_got_bye(proc: subprocess.Popen[str], timeout: float = 15.0) -> None:
-    try:
-        code = proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        raise AssertionError(f"sipp got no BYE within {timeout} s") from None
-    output = proc.stdout.read() if proc.stdout is not None else ""
-    assert code == 0, output[-3000:]
 
 
 def live_call(api: Api, number: str, timeout: float = 10.0) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -322,7 +216,7 @@ def assert_non_negative(figures: dict[str, Any]) -> None:
 def test_sipp_call_is_listed_and_hung_up_by_leg(api: Api, daemon: Daemon, tmp_path: Path) -> None:
     number, app_name, rule_name = answering_rule(api)
     started = time.time()
-    with sipp_caller(tmp_path, daemon, number) as sipp:
+    with sipp_caller(tmp_path, daemon.sip_port, number, CALLER, CALLER_NAME) as sipp:
         session, leg = live_call(api, number)
         assert (session["application_name"], session["rule_name"]) == (app_name, rule_name)
         assert abs(session["start_timestamp"] - started) < 10
@@ -363,7 +257,7 @@ def test_sipp_call_is_listed_and_hung_up_by_leg(api: Api, daemon: Daemon, tmp_pa
 
 def test_hangup_without_call_id_ends_the_session(api: Api, daemon: Daemon, tmp_path: Path) -> None:
     number, _, _ = answering_rule(api)
-    with sipp_caller(tmp_path, daemon, number) as sipp:
+    with sipp_caller(tmp_path, daemon.sip_port, number, CALLER, CALLER_NAME) as sipp:
         session, _ = live_call(api, number)
         session_id = session["call_session_history_id"]
         assert api.ok("HangupCall", call_session_history_id=session_id)["result"] == 1
@@ -504,7 +398,7 @@ def test_loss_and_reports_come_out_right(api: Api, daemon: Daemon, tmp_path: Pat
     number, _, _ = answering_rule(api)
     peer = Peer()
     try:
-        with sipp_caller(tmp_path, daemon, number, media_port=peer.port) as sipp:
+        with sipp_caller(tmp_path, daemon.sip_port, number, CALLER, CALLER_NAME, media_port=peer.port) as sipp:
             session, leg = live_call(api, number)
 
             def box_sends() -> bool:

@@ -65,6 +65,7 @@ async def scenario(ctx: Ctx) -> web.StreamResponse:
     if not found:
         return ctx.render("not_found.html", 404, what="scenario")
     current: dict[str, Any] = found[0]
+    stored = version_hash(current["scenario_script"])  # what runs, whatever the editor holds
     status, error, error_line = 200, "", 0
     values: dict[str, str] = {}
     if ctx.request.method == "POST":
@@ -86,7 +87,7 @@ async def scenario(ctx: Ctx) -> web.StreamResponse:
         ctx.flash.append(("error", error))
     rules = [r for r in await ctx.result("GetRules", with_scenarios=True, count=1000) or []
              if any(s["scenario_id"] == current["scenario_id"] for s in r.get("scenarios", []))]
-    return ctx.render("scenario.html", status, scenario=current, hash=version_hash(current["scenario_script"]),
+    return ctx.render("scenario.html", status, scenario=current, hash=stored,
                       error_line=error_line, rules=rules)
 
 

@@ -71,6 +71,10 @@ class Panel:
             trim_blocks=True, lstrip_blocks=True)
         self.templates.globals.update(nav=NAV, version=__version__, static_version=_static_version(),
                                       sparkline=charts.sparkline, bars=charts.bars)
+        # The shared macros are globals: a live block rendered on its own (events.py) sees no page's imports.
+        macros = self.templates.get_template("macros.html").module
+        self.templates.globals.update({name: getattr(macros, name)
+                                       for name in ("hidden", "action", "state", "checkbox")})
         self.templates.filters.update(duration=_duration, size=_size, clock=_clock)
 
     async def visitor(self, request: web.Request) -> auth.Visitor:

@@ -14,7 +14,7 @@ import time
 
 from aiohttp import web
 
-from appliance.web.panel.core import LIVE_VIEWS, PANEL_KEY, Ctx, page
+from appliance.web.panel.core import LIVE_VIEWS, Ctx, LiveView, page
 
 LIVE_SECONDS = 1.0
 KEEPALIVE_SECONDS = 15.0  # a comment line, so idle proxies and phones keep the connection
@@ -25,11 +25,19 @@ async def events(ctx: Ctx) -> web.StreamResponse:
     view = LIVE_VIEWS.get(ctx.request.query.get("view", ""))
     if view is None:
         return web.Response(status=404, text="no such live view")
-    panel = ctx.request.app[PANEL_KEY]
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store",
                                            "X-Accel-Buffering": "no"})
     await response.prepare(ctx.request)
     await response.write(b"retry: 2000\n\n")
+    try:
+        await _stream(ctx, view, response)
+    except ConnectionResetError:
+        pass  # the page was closed or left: nothing to tell
+    return response
+
+
+async def _stream(ctx: Ctx, view: LiveView, response: web.StreamResponse) -> None:
+    panel = ctx.panel
     sent: dict[str, str] = {}
     quiet_since = time.monotonic()
     while not panel.closing.is_set():
@@ -48,4 +56,3 @@ async def events(ctx: Ctx) -> web.StreamResponse:
             quiet_since = time.monotonic()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(panel.closing.wait(), LIVE_SECONDS)
-    return response

@@ -57,8 +57,22 @@ async def data(ctx: Ctx, query: Mapping[str, str]) -> dict[str, Any]:
         ctx.flash.append(("error", exc.msg))
         answer = {"result": [], "total_count": 0}
     apps = await ctx.result("GetApplications") or []
+    await _with_live_calls(ctx, answer["result"])
     return {"filters": f, "sessions": answer["result"], "total": answer.get("total_count", 0), "offset": offset,
             "page_rows": PAGE_ROWS, "applications": apps, "query": "&".join(f"{k}={v}" for k, v in f.items() if v)}
+
+
+async def _with_live_calls(ctx: Ctx, sessions: list[dict[str, Any]]) -> None:
+    """Sessions still running get their calls from GetActiveCalls (the history records a call when it ends),
+    so a call shows with its numbers while it is up."""
+    if not any(s["duration"] is None for s in sessions):
+        return
+    live = {s["call_session_history_id"]: s["calls"] for s in await ctx.result("GetActiveCalls") or []}
+    for s in sessions:
+        if s["duration"] is None and not s.get("calls"):
+            s["calls"] = [{"incoming": c["direction"] == "incoming", "remote_number": c["remote_number"],
+                           "local_number": c["local_number"], "line": c["line"], "successful": False}
+                          for c in live.get(s["call_session_history_id"], [])]
 
 
 history = live_page("history", LiveView("history.html", ("sessions",), data))
