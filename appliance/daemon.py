@@ -38,6 +38,7 @@ from appliance.store.db import Database
 from appliance.store.kv import KeyValueStore
 from appliance.store.routes import OutboundRouteStore
 from appliance.store.secrets import SecretStore
+from appliance.store.settings import SettingsStore
 from appliance.store.sip import SipLineStore, new_password
 from appliance.supervisor.metrics import Metrics, engine_counts
 from appliance.supervisor.notify import Watchdog, notify
@@ -149,6 +150,7 @@ async def run(config: Config, *, data_dir: Path, sim: bool, voxfiles_dir: Path |
     except OSError as exc:
         raise ApplianceError(f"cannot create the data directory {data_dir}: {exc}") from None
     db = Database(data_dir / DB_FILE, account_name=config.appliance.name)
+    name = SettingsStore(db, config.appliance.name).box_name()  # as set in the panel, else the config's
     tasks = TaskSet("daemon")
     watchdog = Watchdog()
     runner: web.AppRunner | None = None
@@ -156,6 +158,7 @@ async def run(config: Config, *, data_dir: Path, sim: bool, voxfiles_dir: Path |
     sip: SipService | None = None
     media: MediaServices | None = None
     call_router: CallRouter | None = None
+    dialer: LineDialer | None = None
     announcer: Announcer | None = None
     metrics: Metrics | None = None
     try:
@@ -178,7 +181,7 @@ async def run(config: Config, *, data_dir: Path, sim: bool, voxfiles_dir: Path |
             _sim_phone(sip_store)
         media = MediaServices(clock, RtpPorts(*parse_port_range(config.sip.rtp_ports, "[sip].rtp_ports")), data_dir)
         await media.start(engine)
-        sip = SipService(config.sip, clock, sip_store, data_dir, config.appliance.name, media.plane)
+        sip = SipService(config.sip, clock, sip_store, data_dir, name, media.plane)
         route_store = OutboundRouteStore(db)
         dialer = LineDialer(sip.lines, OutboundRoutes(route_store.list()))
         engine.dialer = dialer
@@ -194,12 +197,13 @@ async def run(config: Config, *, data_dir: Path, sim: bool, voxfiles_dir: Path |
         metrics = Metrics(engine_counts(engine, media.plane), sample_seconds=config.monitor.sample_seconds)
         metrics.start()
         api = Api(
-            db=db, account_name=config.appliance.name, catalog=catalog, router=router, engine=engine,
+            db=db, account_name=name, catalog=catalog, router=router, engine=engine,
             keys=ApiKeys(db), admins=AdminUsers(db), audit=AuditLog(db), kv=engine.kv, secrets=SecretStore(db),
             sip_lines=sip_store,
             outbound=route_store, history=engine.history, recordings=media.records,
             health=_health(engine, sip, media), line_status=lambda: _line_status(sip), reload=reloader.reload,
-            metrics=metrics, sip_trace=sip.trace, system_log=system_log,
+            metrics=metrics, sip_trace=sip.trace, system_log=system_log, data_dir=data_dir,
+            apply_system_settings=config.appliance.apply_system_settings,
         )
         limits = config.api
         platform = PlatformApi(api, RateLimits(limits.rate_per_key, limits.burst_per_key, limits.rate_per_source,
@@ -208,14 +212,14 @@ async def run(config: Config, *, data_dir: Path, sim: bool, voxfiles_dir: Path |
         await runner.setup()
         await _listen(runner, config.http.listen, "HTTP")
         https_port: int | None = None
-        cert = tls.ensure_certificate(data_dir / "tls", config.appliance.name)
+        cert = tls.ensure_certificate(data_dir / "tls", name)
         fingerprint = await asyncio.to_thread(tls.fingerprint, cert)
         if config.http.https_listen:
             https_port = await _listen(runner, config.http.https_listen, "HTTPS",
-                                       tls.server_context(data_dir / "tls", config.appliance.name))
+                                       tls.server_context(data_dir / "tls", name))
             log.info("HTTPS on %s, certificate %s (%s)", config.http.https_listen, fingerprint, cert)
         if config.discovery.enabled:
-            announcer = Announcer(config.appliance.name, data_dir, https_port=https_port, http_port=port,
+            announcer = Announcer(name, data_dir, https_port=https_port, http_port=port,
                                   fingerprint=fingerprint, interfaces=config.discovery.interfaces)
             await announcer.start()
         tasks.spawn(_purge_kv(db, clock))
@@ -237,6 +241,8 @@ async def run(config: Config, *, data_dir: Path, sim: bool, voxfiles_dir: Path |
         if metrics is not None:
             await metrics.close()
         await tasks.close()
+        if dialer is not None:
+            dialer.close()  # the routes' call-duration timers
         if sip is not None:
             await sip.close()
         if media is not None:

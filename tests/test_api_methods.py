@@ -55,6 +55,11 @@ COVERED = {
                      "AddOutboundRoute", "GetOutboundRoutes", "SetOutboundRouteInfo", "DelOutboundRoute",
                      "ReorderOutboundRoutes"], "test_api_methods_lines.py"),
     **dict.fromkeys(["GetCallHistory", "DeleteRecord", "GetSessionLog"], "test_api_methods_history.py"),
+    **dict.fromkeys(["GetHealthHistory", "GetActiveCalls", "HangupCall"], "test_monitor.py"),
+    **dict.fromkeys(["GetSystemLog", "GetSipTrace"], "test_diagnostics.py"),
+    **dict.fromkeys(["GetBoxSettings", "SetBoxSettings", "GetClockStatus", "GetBackup", "RestoreBackup"],
+                    "test_settings_backup.py"),
+    **dict.fromkeys(["AddAdminUser", "GetAdminUsers", "SetAdminUserInfo", "DelAdminUser"], "test_panel_admins.py"),
 }
 WIDE = {"from_date": "2000-01-01 00:00:00", "to_date": "2100-01-01 00:00:00"}
 

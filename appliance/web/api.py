@@ -13,6 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
 from appliance.engine.engine import Engine
@@ -219,6 +220,8 @@ class Api:
     line_status: Callable[[], list[dict[str, object]]]
     reload: Callable[[Reload], Awaitable[None]]
     metrics: Metrics  # the dashboard's figures, sampled on the loop
+    data_dir: Path  # the daemon's data directory (backups take its TLS files and box id)
+    apply_system_settings: bool  # [appliance] apply_system_settings: set the system's time zone too
     sip_trace: SipTrace | None = None  # the SIP messages of recent calls, by Call-ID (on the loop)
     system_log: SystemLog | None = None  # the daemon's latest log records (any thread)
 

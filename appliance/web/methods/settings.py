@@ -19,7 +19,6 @@ import logging
 import shutil
 import time
 import zoneinfo
-from pathlib import Path
 from typing import Any
 
 from appliance import backup
@@ -37,16 +36,6 @@ LOCAL_DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 def _settings(api: Api) -> SettingsStore:
     return SettingsStore(api.db, api.account_name)
 
-
-def _data_dir(api: Api) -> Path:
-    """The daemon's data directory: where its store is (DATA_DIR/voxgate.db)."""
-    given = getattr(api, "data_dir", None)
-    return Path(given) if given is not None else Path(api.db.path).parent
-
-
-def _apply_system_settings(api: Api) -> bool:
-    """[appliance] apply_system_settings as the daemon hands it over; False when it does not."""
-    return bool(getattr(api, "apply_system_settings", False))
 
 
 async def run_command(*args: str) -> tuple[int, str, str]:
@@ -76,7 +65,7 @@ def get_box_settings(api: Api, p: Params) -> dict[str, Any]:
     return {"result": {"box_name": settings.box_name, "time_zone": settings.time_zone,
                        "box_name_is_default": settings.box_name_is_default,
                        "time_zone_is_default": settings.time_zone_is_default,
-                       "apply_system_settings": _apply_system_settings(api)}}
+                       "apply_system_settings": api.apply_system_settings}}
 
 
 async def _apply_time_zone(zone: str) -> str:
@@ -108,7 +97,7 @@ async def set_box_settings(api: Api, p: Params) -> dict[str, Any]:
         "result": 1, "box_name": settings.box_name, "time_zone": settings.time_zone,
         "restart_required": box_name is not None and box_name != before,
     }
-    if time_zone is not None and _apply_system_settings(api):
+    if time_zone is not None and api.apply_system_settings:
         problem = await _apply_time_zone(time_zone)
         answer["time_zone_applied"] = not problem
         if problem:
@@ -179,7 +168,7 @@ async def get_clock_status(api: Api, p: Params) -> dict[str, Any]:
 
 def _make_backup(api: Api, now: float) -> tuple[bytes, str]:
     name = _settings(api).box_name()
-    return backup.make(api.db, _data_dir(api), name=name, now=now), backup.file_name(name, now)
+    return backup.make(api.db, api.data_dir, name=name, now=now), backup.file_name(name, now)
 
 
 async def get_backup(api: Api, p: Params) -> dict[str, Any]:
@@ -200,7 +189,7 @@ async def restore_backup(api: Api, p: Params) -> dict[str, Any]:
         raise ApiError(400, ERR_PARAMETER, "backup: not base64 (give the .vgbackup file base64-encoded)") from None
 
     def restore() -> tuple[backup.RestoreSummary, bool, str]:
-        summary = backup.restore(api.db, _data_dir(api), data)
+        summary = backup.restore(api.db, api.data_dir, data)
         key_kept = any(k.key_id == p.key_id for k in api.keys.list())
         return summary, key_kept, _settings(api).time_zone()
 
@@ -217,7 +206,7 @@ async def restore_backup(api: Api, p: Params) -> dict[str, Any]:
         # API keys are the backup's: the key that restored it works on only if the backup holds it.
         "key_kept": key_kept,
     }
-    if _apply_system_settings(api) and "settings" in summary.tables:
+    if api.apply_system_settings and "settings" in summary.tables:
         problem = await _apply_time_zone(zone)
         answer["time_zone_applied"] = not problem
         if problem:

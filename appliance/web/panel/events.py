@@ -29,10 +29,8 @@ async def events(ctx: Ctx) -> web.StreamResponse:
                                            "X-Accel-Buffering": "no"})
     await response.prepare(ctx.request)
     await response.write(b"retry: 2000\n\n")
-    try:
+    with contextlib.suppress(ConnectionResetError):  # the page was closed or left: nothing to tell
         await _stream(ctx, view, response)
-    except ConnectionResetError:
-        pass  # the page was closed or left: nothing to tell
     return response
 
 
