@@ -26,7 +26,11 @@ MAX_FILE_BYTES = 3 * 1024 * 1024  # base64 of it still fits the API's 4 MiB body
 
 async def form_values(request: web.Request) -> dict[str, str]:
     values: dict[str, str] = {}
-    for name, value in (await request.post()).items():
+    try:
+        posted_form = await request.post()
+    except (UnicodeDecodeError, ValueError):
+        raise ApiError(400, ERR_PARAMETER, "the form is not UTF-8 form data") from None
+    for name, value in posted_form.items():
         if isinstance(value, web.FileField):
             data = value.file.read(MAX_FILE_BYTES + 1)
             if len(data) > MAX_FILE_BYTES:

@@ -24,6 +24,7 @@ from aiohttp import web
 
 from appliance.store.admins import AdminUser, PanelSession
 from appliance.web.api import Method
+from appliance.web.platform import METHODS
 
 SESSION_COOKIE = "vg_session"
 CSRF_COOKIE = "vg_csrf"  # before sign-in only
@@ -45,9 +46,9 @@ def allowed(role: str, method: Method) -> bool:
     return method.name not in PRIVATE_READS
 
 
-def may(user: AdminUser, method_name: str, writes: bool = True) -> bool:
+def may(user: AdminUser, method_name: str) -> bool:
     """For templates: whether to show the user a control that calls this method."""
-    return allowed(user.role, Method(method_name, lambda api, p: {}, writes=writes))
+    return allowed(user.role, METHODS[method_name])
 
 
 class Lockout:
@@ -64,12 +65,13 @@ class Lockout:
         failed = self._failed.get(source)
         if failed is None:
             return 0.0
+        if len(failed) >= self.failures and now - failed[-1] < self.seconds:
+            return self.seconds - (now - failed[-1])  # locked from the last failure on, however spread out
         while failed and now - failed[0] > self.seconds:
             failed.popleft()
         if not failed:
             del self._failed[source]
-            return 0.0
-        return self.seconds - (now - failed[-1]) if len(failed) >= self.failures else 0.0
+        return 0.0
 
     def failed(self, source: str, now: float | None = None) -> None:
         self._failed.setdefault(source, deque(maxlen=self.failures)).append(

@@ -26,7 +26,10 @@ def _render(panel: Panel, request: web.Request, template: str, csrf: str, status
 
 async def _form(request: web.Request, csrf: str) -> dict[str, str] | None:
     """The posted form if its CSRF token matches the pre-sign-in cookie."""
-    form = {k: str(v) for k, v in (await request.post()).items() if isinstance(v, str)}
+    try:
+        form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
+    except (UnicodeDecodeError, ValueError):
+        return None
     cookie = request.cookies.get(auth.CSRF_COOKIE, "")
     return form if auth.csrf_ok(cookie, form.get(auth.CSRF_FIELD)) and cookie == csrf else None
 
@@ -116,8 +119,11 @@ def _locked(panel: Panel, request: web.Request, csrf: str, name: str, target: st
 async def logout(request: web.Request) -> web.StreamResponse:
     panel = request.app[PANEL_KEY]
     visitor = await panel.visitor(request)
-    form = await request.post()
-    if visitor.session is None or not auth.csrf_ok(visitor.csrf, str(form.get(auth.CSRF_FIELD, ""))):
+    try:
+        token = str((await request.post()).get(auth.CSRF_FIELD, ""))
+    except (UnicodeDecodeError, ValueError):
+        token = ""
+    if visitor.session is None or not auth.csrf_ok(visitor.csrf, token):
         return redirect("/login")
     await panel.platform.api.db.call(panel.admins.sign_out, visitor.token)
     response = redirect("/login")
