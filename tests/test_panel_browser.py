@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import random
 import re
 from collections.abc import Iterator
@@ -133,9 +134,11 @@ def test_scenario_uploaded_edited_and_run_with_its_log(page: Page, daemon: Daemo
 
     page.click("nav >> text=Scenarios")
     page.fill("input[name=scenario_name]", scenario)
-    page.fill("textarea[name=scenario_script]", 'Logger.write("first version");\n')
+    page.set_input_files("input[type=file][name=scenario_script]", files=[{
+        "name": f"{scenario}.js", "mimeType": "text/javascript", "buffer": b'Logger.write("first version");\n'}])
     page.click("text=Create scenario")
     expect(page.locator("h1")).to_have_text(scenario)
+    assert page.locator("textarea[name=scenario_script]").input_value() == 'Logger.write("first version");\n'
     first_hash = page.locator("#version").inner_text()
 
     broken = ('VoxEngine.addEventListener(AppEvents.Started, () => {\n'
@@ -249,7 +252,7 @@ def test_live_call_history_recording_and_csv(browser: Browser, page: Page, daemo
     assert ours[0]["application"] == app_name and ours[0]["recordings"].startswith("http")
 
 
-def test_backup_restored_into_a_fresh_box(browser: Browser, page: Page, daemon: Daemon, api: Api,
+def test_service_account_and_backup_restored_into_a_fresh_box(browser: Browser, page: Page, daemon: Daemon, api: Api,
                                           tmp_path: Path) -> None:
     app_id, app_name = api.application("kept")
     api.ok("SetKeyValueItem", application_id=app_id, key="greeting", value="hello")
@@ -259,6 +262,13 @@ def test_backup_restored_into_a_fresh_box(browser: Browser, page: Page, daemon: 
     backup = tmp_path / download.value.suggested_filename
     download.value.save_as(backup)
     assert backup.name.endswith(".vgbackup")
+
+    with page.expect_download() as download:
+        page.click("text=New service account")
+    credentials = json.loads(Path(download.value.path()).read_text())
+    assert set(credentials) >= {"account_id", "key_id", "private_key"}
+    keys = api.ok("GetKeys", count=1000)["result"]
+    assert any(k["key_id"] == credentials["key_id"] and k["service_account"] for k in keys)
 
     with running_daemon(tmp_path / "fresh") as fresh:
         other = new_page(browser)
@@ -295,6 +305,8 @@ def test_every_page_looks_right(browser: Browser, daemon: Daemon, api: Api, scre
         assert page.locator(".flash.error").count() == 0, (path, flash(page))
         width = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
         assert width[0] <= width[1] + 1, (path, width)
+        if path == "/logs":  # the box's own log, tailed live
+            expect(page.locator("#system-log")).to_contain_text("VoxGate ready")
         name = path.strip("/").replace("/", "-") or "dashboard"
         screenshot(page, f"{screen}-{name}")
     if screen == "phone":  # the menu folds away and opens

@@ -31,6 +31,8 @@ async def form_values(request: web.Request) -> dict[str, str]:
     except (UnicodeDecodeError, ValueError):
         raise ApiError(400, ERR_PARAMETER, "the form is not UTF-8 form data") from None
     for name, value in posted_form.items():
+        if isinstance(value, web.FileField) and not value.filename:
+            continue  # a file input left empty: the field's other input (a text box) has the value
         if isinstance(value, web.FileField):
             data = value.file.read(MAX_FILE_BYTES + 1)
             if len(data) > MAX_FILE_BYTES:
