@@ -31,7 +31,7 @@ from panel_helpers import (
     screenshot,
     set_up_admin,
 )
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, FilePayload, Page, expect
 from sip_helpers import sipp_caller, sipp_got_bye, with_local_trunk
 
 CALLER, CALLER_NAME = "4930123456", "Front desk"
@@ -134,8 +134,9 @@ def test_scenario_uploaded_edited_and_run_with_its_log(page: Page, daemon: Daemo
 
     page.click("nav >> text=Scenarios")
     page.fill("input[name=scenario_name]", scenario)
-    page.set_input_files("input[type=file][name=scenario_script]", files=[{
-        "name": f"{scenario}.js", "mimeType": "text/javascript", "buffer": b'Logger.write("first version");\n'}])
+    upload: FilePayload = {"name": f"{scenario}.js", "mimeType": "text/javascript",
+                           "buffer": b'Logger.write("first version");\n'}
+    page.set_input_files("input[type=file][name=scenario_script]", files=[upload])
     page.click("text=Create scenario")
     expect(page.locator("h1")).to_have_text(scenario)
     assert page.locator("textarea[name=scenario_script]").input_value() == 'Logger.write("first version");\n'
