@@ -60,7 +60,7 @@ def port_answers(port: int) -> bool:
         return True
 
 
-def stop_process(proc: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT) -> int | None:
+def stop_process(proc: subprocess.Popen[Any], timeout: float = STOP_TIMEOUT) -> int | None:
     """SIGTERM, wait up to `timeout`, then SIGKILL. The exit status if it exited after SIGTERM, else None."""
     if proc.poll() is not None:
         return proc.returncode

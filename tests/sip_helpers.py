@@ -12,7 +12,7 @@ import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from daemon_helpers import HOST, Daemon, free_port, read_text
+from daemon_helpers import HOST, Daemon, free_port, read_text, stop_process
 
 from appliance.clock import VirtualClock
 from appliance.sip.message import Request, Response, parse_message
@@ -209,13 +209,7 @@ def sipp_caller(work: Path, sip_port: int, number: str, caller: str, caller_name
     try:
         yield proc
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        stop_process(proc, 5)
         if proc.stdout is not None:
             proc.stdout.close()
 

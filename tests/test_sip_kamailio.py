@@ -47,6 +47,7 @@ from daemon_helpers import (
     read_text,
     running_daemon,
     start_scenarios,
+    stop_process,
     wait_until,
 )
 from sip_helpers import ANSWER, SIPP, log_lines, sipp, voxfiles, with_local_trunk
@@ -225,13 +226,7 @@ def sipp_process(*args: str, cwd: Path) -> Iterator[subprocess.Popen[str]]:
     try:
         yield proc
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        stop_process(proc, 5)
 
 
 def sipp_errors(cwd: Path) -> str:

@@ -74,7 +74,7 @@ class Panel:
         # The shared macros are globals: a live block rendered on its own (events.py) sees no page's imports.
         macros = self.templates.get_template("macros.html").module
         self.templates.globals.update({name: getattr(macros, name)
-                                       for name in ("hidden", "action", "state", "checkbox")})
+                                       for name in ("hidden", "action", "state", "checkbox", "head")})
         self.templates.filters.update(duration=_duration, size=_size, clock=_clock)
 
     async def visitor(self, request: web.Request) -> auth.Visitor:
